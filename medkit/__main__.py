@@ -1,0 +1,9 @@
+"""Command line: ``python -m medkit {phantom,data-check,supervised} ...`` (``--help`` on each)."""
+from __future__ import annotations
+
+import sys
+
+from medkit.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Figures. Every function returns a matplotlib Figure and runs headless."""
