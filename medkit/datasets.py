@@ -54,7 +54,7 @@ def load_dataset(data: str, image_size: int = 128, crop: int | None | str = "aut
         image_size: working in-plane size.
         crop: centred crop in native pixels, None for none, or ``"auto"``: 160 for cine folders
             (``_frameNN`` cases, like ACDC: the heart lies inside that crop in 195 of 200 ACDC
-            volumes, stack.md) whose images are at least that large, none otherwise.
+            volumes, stack.md), none otherwise.
         frames: ``"ed"``, ``"es"`` or ``"both"`` (cine data; other data keep every volume).
         seed: seeds the phantom and random splits.
         protocol: split protocol (:func:`~medkit.data.splits.split_for`).
@@ -71,7 +71,7 @@ def load_dataset(data: str, image_size: int = 128, crop: int | None | str = "aut
             raise MedkitError(f"--data {data}: no labels found (labelsTr/ missing)")
     if crop == "auto":
         is_cine = any(v.frame is not None for v in vols) and data != "phantom"
-        crop = 160 if is_cine and min(min(v.image.shape[1:]) for v in vols) >= 160 else None
+        crop = 160 if is_cine else None  # smaller images are padded, not cropped
     slices = make_slices(vols, names, image_size=image_size, crop=crop, n_partitions=n_partitions)
     split = split_for(slices.patients, seed=seed, protocol=protocol)
     return Dataset("phantom" if data == "phantom" else Path(data).name, slices, split)
