@@ -1,0 +1,80 @@
+"""InfoNCE family: NT-Xent (SimCLR) and MoCo's queue InfoNCE.
+
+NT-Xent (Chen et al., ICML 2020, "SimCLR"): for 2N L2-normalised embeddings u (both views),
+with s_ij = u_i . u_j / t,
+
+    L = 1/(2N) sum_i -log( exp(s_{i,p(i)}) / sum_{a != i} exp(s_ia) ),
+
+where p(i) is the other view of sample i.
+
+MoCo InfoNCE (He et al., CVPR 2020; v2: Chen et al. 2020): query q (N, D), positive key k
+(N, D) from the momentum encoder, negatives from a queue (K, D), all L2-normalised:
+
+    logits = [q.k, q.queue^T] / t  (N, 1+K),   L = CE(logits, 0).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from medkit.losses._checks import same_2d
+
+
+def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+             temperature: float = 0.1) -> torch.Tensor:
+    """Generic InfoNCE with explicit negatives.
+
+    Args:
+        anchor: (N, D); positive: (N, D); negatives: (N, K, D) per anchor. Normalised here.
+        temperature: t.
+
+    Returns:
+        mean over anchors of -log exp(a.p/t) / (exp(a.p/t) + sum_k exp(a.n_k/t)).
+    """
+    same_2d("info_nce", anchor, positive)
+    if negatives.ndim != 3 or negatives.shape[0] != anchor.shape[0] or negatives.shape[2] != anchor.shape[1]:
+        raise ValueError(f"info_nce: negatives must be (N, K, D) = ({anchor.shape[0]}, K, {anchor.shape[1]}), "
+                         f"got {tuple(negatives.shape)}")
+    a, p, n = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1), F.normalize(negatives, dim=-1)
+    pos = (a * p).sum(-1, keepdim=True)  # (N, 1)
+    neg = torch.einsum("nd,nkd->nk", a, n)  # (N, K)
+    logits = torch.cat([pos, neg], dim=1) / temperature  # (N, 1+K)
+    return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """NT-Xent over the two views of a batch (SimCLR; Chaitanya et al.'s G^R).
+
+    Args:
+        z1, z2: (N, D) embeddings of view 1 and view 2 of the same N samples.
+        temperature: t (SimCLR 0.5 at large batch; Chaitanya et al. 0.1).
+
+    Example:
+        >>> z = torch.randn(4, 8)
+        >>> float(nt_xent(z, z, 0.1)) < float(nt_xent(z, torch.randn(4, 8), 0.1))
+        True
+    """
+    same_2d("nt_xent", z1, z2)
+    n = z1.shape[0]
+    u = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
+    sim = u @ u.T / temperature  # (2N, 2N)
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=u.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(u.device)  # p(i)
+    return F.cross_entropy(sim, target)
+
+
+def moco_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
+                  temperature: float = 0.2) -> torch.Tensor:
+    """MoCo's InfoNCE: positive key k, negatives from the queue.
+
+    Args:
+        q: (N, D) queries; k: (N, D) keys (no gradient is taken through them here: pass
+            ``k.detach()`` or keys from the momentum encoder); queue: (K, D).
+        temperature: t (MoCo v2: 0.2).
+    """
+    same_2d("moco_info_nce", q, k)
+    if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
+        raise ValueError(f"moco_info_nce: queue must be (K, {q.shape[1]}), got {tuple(queue.shape)}")
+    q, k, queue = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / temperature  # (N, 1+K)
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))

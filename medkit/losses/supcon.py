@@ -1,0 +1,56 @@
+"""Partition-aware global contrastive loss: Chaitanya et al.'s G^R, G^D- and G^D.
+
+Chaitanya et al. (NeurIPS 2020, arXiv 2006.10511) split each volume into S partitions along the
+slice axis; slices of the same partition in different volumes show similar anatomy. Over the
+2N embeddings u of both views (L2-normalised, s_ij = u_i . u_j / t):
+
+    L = 1/(2N) sum_i  -1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+
+* ``GR``  (random): P(i) = {other view of i}; A(i) = all j != i. Equal to NT-Xent (SimCLR).
+* ``GD-``: as GR, but slices of i's partition from *other volumes* are removed from A(i).
+* ``GD``  : as GD-, and those slices (both views) are added to P(i) and kept in A(i).
+
+This is the mask form of the supervised contrastive loss (Khosla et al., NeurIPS 2020) with
+partition-and-volume labels; it expresses all three strategies with one function.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from medkit.losses._checks import same_2d
+
+STRATEGIES = ("GR", "GD-", "GD")
+
+
+def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.Tensor,
+                          volume: torch.Tensor, strategy: str = "GD",
+                          temperature: float = 0.1) -> torch.Tensor:
+    """Chaitanya et al.'s global loss.
+
+    Args:
+        z1, z2: (N, D) embeddings of the two views.
+        partition: (N,) partition index of each slice.
+        volume: (N,) volume (case) index of each slice.
+        strategy: ``"GR"``, ``"GD-"`` or ``"GD"``.
+        temperature: t (Chaitanya et al.: 0.1).
+    """
+    same_2d("partition_contrastive", z1, z2)
+    n = z1.shape[0]
+    if partition.shape != (n,) or volume.shape != (n,):
+        raise ValueError(f"partition_contrastive: partition and volume must be ({n},), got "
+                         f"{tuple(partition.shape)} and {tuple(volume.shape)}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    u = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
+    sim = u @ u.T / temperature  # (2N, 2N)
+    part, vol = partition.repeat(2).to(u.device), volume.repeat(2).to(u.device)  # (2N,)
+    idx = torch.arange(2 * n, device=u.device)
+    self_mask = idx[:, None] == idx[None, :]
+    view_pos = (idx[:, None] % n == idx[None, :] % n) & ~self_mask  # the other view
+    cross = (part[:, None] == part[None, :]) & (vol[:, None] != vol[None, :])  # same partition, other volume
+    positives = view_pos | (cross if strategy == "GD" else torch.zeros_like(cross))
+    allowed = ~self_mask & ~(cross if strategy == "GD-" else torch.zeros_like(cross))
+    log_prob = sim - torch.logsumexp(sim.masked_fill(~allowed, float("-inf")), dim=1, keepdim=True)
+    per_anchor = -(log_prob * positives).sum(1) / positives.sum(1)  # (2N,)
+    return per_anchor.mean()
