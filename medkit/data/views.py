@@ -93,9 +93,14 @@ def resample(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> to
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
+def to_source(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Normalised points (B, P, 2) of a view -> the same points in source coordinates."""
+    return p @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]
+
+
 def map_points(p: torch.Tensor, theta_from: torch.Tensor, theta_to: torch.Tensor) -> torch.Tensor:
     """Map normalised points (B, P, 2) of one view to the other view's coordinates (B, P, 2)."""
-    src = p @ theta_from[:, :, :2].transpose(1, 2) + theta_from[:, None, :, 2]  # (B, P, 2)
+    src = to_source(p, theta_from)  # (B, P, 2)
     inv = torch.linalg.inv(theta_to[:, :, :2])  # (B, 2, 2)
     return (src - theta_to[:, None, :, 2]) @ inv.transpose(1, 2)
 
@@ -137,7 +142,7 @@ def warp_to_view(fmap2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor
     h1, w1 = size or (h, w)
     p1 = pixel_grid(b, h1, w1, fmap2.device)  # (B, P, 2)
     p2 = map_points(p1, theta1, theta2)
-    src = p1 @ theta1[:, :, :2].transpose(1, 2) + theta1[:, None, :, 2]
+    src = to_source(p1, theta1)
     # margins (one pixel of view 2, two of the source): bilinear sampling near a border mixes
     # in zero padding, and view 2 is itself resampled from the source
     valid = inside(p2, 2.0 / min(h, w)) & inside(src, 4.0 / min(h1, w1))  # (B, P)

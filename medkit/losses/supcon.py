@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from medkit.losses._checks import same_2d
+from medkit.losses._masked import masked_contrastive
 
 STRATEGIES = ("GR", "GD-", "GD")
 
@@ -51,6 +52,4 @@ def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.T
     cross = (part[:, None] == part[None, :]) & (vol[:, None] != vol[None, :])  # same partition, other volume
     positives = view_pos | (cross if strategy == "GD" else torch.zeros_like(cross))
     allowed = ~self_mask & ~(cross if strategy == "GD-" else torch.zeros_like(cross))
-    log_prob = sim - torch.logsumexp(sim.masked_fill(~allowed, float("-inf")), dim=1, keepdim=True)
-    per_anchor = -(log_prob * positives).sum(1) / positives.sum(1)  # (2N,)
-    return per_anchor.mean()
+    return masked_contrastive(sim, positives, allowed)
