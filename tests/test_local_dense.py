@@ -61,7 +61,7 @@ def test_medmoco_local_moves_the_early_layer():
         loss.backward()
         assert conv.weight.grad.abs().sum() > 0
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert (conv.weight - before).abs().max() > 1e-3
     assert losses[-1] < losses[0]
 

@@ -1,0 +1,86 @@
+"""Feature decorrelation before the projector: ZCA whitening, and IterNorm as an option.
+
+Hassanpour et al. (2024) whiten the backbone features h (N, D) before the projector:
+
+    x -> Sigma^{-1/2} (x - mu),   Sigma^{-1/2} = U diag(1 / sqrt(lambda + eps)) U^T,
+
+so that the whitened batch has identity covariance (ZCA: the whitening closest to the input).
+In training, mu and Sigma come from the batch (gradients flow through the eigendecomposition);
+running averages serve in evaluation, as in BatchNorm. The authors' code uses IterNorm (Huang
+et al., CVPR 2019): Newton iterations P_{k+1} = (3 P_k - P_k^3 Sigma_N) / 2, T = 5, on the
+trace-normalised covariance Sigma_N, which avoids the eigendecomposition (and its unstable
+gradients when eigenvalues are close).
+
+Whitening needs more samples than dimensions: use ``groups`` (whiten D / G channels at a time)
+when the batch is small, as both papers' code does.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Whitening(nn.Module):
+    """Group-wise ZCA or IterNorm whitening of (N, D) features.
+
+    Args:
+        dim: D.
+        groups: channels are whitened in ``groups`` independent groups of D / groups.
+        method: ``"zca"`` (eigendecomposition) or ``"iternorm"`` (Newton, ``iterations`` steps).
+        eps: added to the covariance diagonal.
+        momentum: of the running mean and covariance.
+
+    Example:
+        >>> w = Whitening(8, groups=1)
+        >>> y = w(torch.randn(256, 8) @ torch.randn(8, 8))
+        >>> bool(torch.allclose(torch.cov(y.T), torch.eye(8), atol=1e-2))
+        True
+    """
+
+    def __init__(self, dim: int, groups: int = 1, method: str = "zca", eps: float = 1e-4,
+                 momentum: float = 0.1, iterations: int = 5) -> None:
+        super().__init__()
+        if dim % groups:
+            raise ValueError(f"Whitening: dim {dim} is not divisible by groups {groups}")
+        if method not in ("zca", "iternorm"):
+            raise ValueError(f"Whitening: method must be 'zca' or 'iternorm', got {method!r}")
+        self.dim, self.groups, self.method = dim, groups, method
+        self.eps, self.momentum, self.iterations = eps, momentum, iterations
+        g = dim // groups
+        self.register_buffer("running_mean", torch.zeros(groups, g))
+        self.register_buffer("running_whiten", torch.eye(g).repeat(groups, 1, 1))
+
+    def _whitening_matrix(self, cov: torch.Tensor) -> torch.Tensor:
+        """Sigma^{-1/2} for covariances (G, g, g)."""
+        g = cov.shape[-1]
+        cov = cov + self.eps * torch.eye(g, device=cov.device, dtype=cov.dtype)
+        if self.method == "zca":
+            lam, u = torch.linalg.eigh(cov)  # (G, g), (G, g, g)
+            return u @ torch.diag_embed(lam.clamp(min=self.eps).rsqrt()) @ u.transpose(1, 2)
+        trace = cov.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]  # (G, 1, 1)
+        cov_n = cov / trace
+        p = torch.eye(g, device=cov.device, dtype=cov.dtype).expand_as(cov)
+        for _ in range(self.iterations):
+            p = 0.5 * (3 * p - torch.linalg.matrix_power(p, 3) @ cov_n)
+        return p / trace.sqrt()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"Whitening: expected (N, {self.dim}), got {tuple(x.shape)}")
+        n = x.shape[0]
+        xg = x.view(n, self.groups, -1).transpose(0, 1).float()  # (G, N, g)
+        if self.training:
+            if n < 2:
+                raise ValueError("Whitening: training needs at least 2 samples per batch")
+            mean = xg.mean(1)  # (G, g)
+            xc = xg - mean[:, None]
+            cov = xc.transpose(1, 2) @ xc / (n - 1)  # (G, g, g)
+            w = self._whitening_matrix(cov)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_whiten.lerp_(w.detach(), self.momentum)
+        else:
+            xc = xg - self.running_mean[:, None]
+            w = self.running_whiten
+        out = xc @ w  # (G, N, g); w is symmetric
+        return out.transpose(0, 1).reshape(n, self.dim).to(x.dtype)
