@@ -38,7 +38,7 @@ class Dataset:
     def part(self, which: str) -> SliceSet:
         """``"test"``, ``"val"``, ``"train"`` (labelled) or ``"pool"`` (unlabelled: no labels)."""
         if which == "pool":
-            return self.slices.select_patients(self.split.pool).without_labels()
+            return self.slices.without_labels().select_patients(self.split.pool)  # labels dropped first
         if which not in ("test", "val", "train"):
             raise MedkitError(f"unknown part {which!r}; use test, val, train or pool")
         return self.slices.select_patients(getattr(self.split, which))

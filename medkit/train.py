@@ -105,24 +105,29 @@ def cosine_lambda(steps: int) -> Callable[[int], float]:
     return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
 
 
-StepFn = Callable[[torch.Generator], dict[str, torch.Tensor]]
+StepFn = Callable[[torch.Generator, int], dict[str, torch.Tensor]]
 
 
 def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Path,
                params: list[nn.Parameter] | None = None,
                validate: Callable[[], float] | None = None,
+               monitor: Callable[[], dict[str, float]] | None = None,
+               after_step: Callable[[], None] | None = None,
                stop_after: int | None = None, progress: bool = True,
                desc: str = "train") -> dict:
     """Run ``cfg.steps`` optimisation steps with checkpoints, resumption and history.
 
     Args:
         model: the module whose state is checkpointed (it holds everything trained).
-        step_fn: ``step_fn(generator) -> {"loss": scalar tensor, other terms...}``; it samples
-            its own batch with the generator and runs the forward pass (under autocast).
+        step_fn: ``step_fn(generator, step) -> {"loss": scalar tensor, other terms...}``; it
+            samples its own batch with the generator and runs the forward pass (under autocast).
         cfg: the schedule.
         run_dir: where ``checkpoint.pt``, ``best.pt``, ``model.pt`` and ``history.json`` go.
         params: parameters to optimise (default: all of ``model``'s that require grad).
         validate: returns a score to maximise; the best weights are kept as ``model.pt``.
+        monitor: returns measures (e.g. effective rank) recorded in the history every
+            ``cfg.val_every`` steps.
+        after_step: called after each optimiser step (e.g. a momentum update).
         stop_after: stop (as if killed) after this step; used by tests of resumption.
         progress: show a tqdm bar.
 
@@ -165,7 +170,7 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
     model.train()
     while state["step"] < cfg.steps:
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            terms = step_fn(gen)
+            terms = step_fn(gen, state["step"])
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise MedkitError(f"loss became {loss.item()} at step {state['step']}: lower --lr "
@@ -175,6 +180,8 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
         scaler.step(opt)
         scaler.update()
         sched.step()
+        if after_step is not None:
+            after_step()
         state["step"] += 1
         step = state["step"]
         bar.update(1)
@@ -183,7 +190,11 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
             entry.update({k: float(v.detach()) for k, v in terms.items()})
             state["history"].append(entry)
             bar.set_postfix(loss=f"{entry['loss']:.3f}")
-        if validate is not None and cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
+        at_check = cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps)
+        if monitor is not None and at_check:
+            state["history"].append({"step": step, **monitor()})
+            model.train()
+        if validate is not None and at_check:
             score = float(validate())
             model.train()
             state["history"].append({"step": step, "val_dice": score})
@@ -237,7 +248,7 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     images, labels = train.images, train.labels
 
-    def step(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def step(gen: torch.Generator, _: int) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(images), (cfg.batch_size,), generator=gen)
         x, y = images[idx], labels[idx]  # (B, 1, h, w), (B, h, w)
         if augment is not None:

@@ -126,13 +126,15 @@ def pixel_grid(b: int, h: int, w: int, device: torch.device | str = "cpu") -> to
 
 
 def warp_to_view(fmap2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
-                 size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 size: tuple[int, int] | None = None, margin: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample view 2's feature map onto view 1's pixel grid.
 
     Args:
         fmap2: (B, C, h, w) features of view 2.
         theta1, theta2: view -> source maps of the two views.
         size: (h1, w1) of view 1's grid (default: that of fmap2).
+        margin: pixels kept away from view 2's border (and twice that from the source's): 1 makes
+            the warp exact for images; coarse feature maps want less (0.25).
 
     Returns:
         warped (B, C, h1, w1) and valid (B, h1, w1): True where the view-1 pixel is also seen by
@@ -145,6 +147,6 @@ def warp_to_view(fmap2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor
     src = to_source(p1, theta1)
     # margins (one pixel of view 2, two of the source): bilinear sampling near a border mixes
     # in zero padding, and view 2 is itself resampled from the source
-    valid = inside(p2, 2.0 / min(h, w)) & inside(src, 4.0 / min(h1, w1))  # (B, P)
+    valid = inside(p2, 2.0 * margin / min(h, w)) & inside(src, 4.0 * margin / min(h1, w1))  # (B, P)
     warped = sample_points(fmap2, p2).transpose(1, 2).reshape(b, c, h1, w1)
     return warped, valid.view(b, h1, w1)

@@ -71,6 +71,8 @@ def dense_info_nce(q: torch.Tensor, k: torch.Tensor, valid: torch.Tensor | None 
     kf = F.normalize(k.flatten(2), dim=1).transpose(1, 2)  # (B, P, C)
     logits = qf @ kf.transpose(1, 2) / temperature  # (B, P, P): row i, column j = q_i . k_j
     ok = torch.ones(b, h * w, dtype=torch.bool, device=q.device) if valid is None else valid.reshape(b, -1)
+    if not ok.any():
+        raise ValueError("dense_info_nce: no position is seen by both views")
     # invalid keys are not negatives (rows of invalid anchors stay finite and get weight 0)
     logits = logits.masked_fill(ok[:, :, None] & ~ok[:, None, :], float("-inf"))
     target = torch.arange(h * w, device=q.device).expand(b, -1)

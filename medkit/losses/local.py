@@ -30,7 +30,7 @@ def region_grid(h: int, w: int, n_regions: int = 13, size: int = 3) -> torch.Ten
     """Top-left corners (n_regions, 2) as (row, col) of r x r regions: the n_regions cells of a
     ceil(sqrt(n)) x ceil(sqrt(n)) grid closest to the centre of an h x w map."""
     k = math.ceil(math.sqrt(n_regions))
-    if h < size * k or w < size * k:
+    if h < size + k - 1 or w < size + k - 1:  # regions may overlap on small maps, never coincide
         raise ValueError(f"a {h}x{w} map is too small for {n_regions} regions of {size}x{size}")
     ys = torch.linspace(0, h - size, k).round().long()
     xs = torch.linspace(0, w - size, k).round().long()

@@ -86,7 +86,10 @@ class UNet(nn.Module):
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every map by name: ``enc0`` .. ``enc{L-1}`` (fine to coarse), ``dec{L-2}`` .. ``dec0``
         (coarse to fine; ``decK`` has the resolution of ``encK``) and ``out``, full resolution."""
-        enc = self.encode(x)
+        return self.features_from(self.encode(x))
+
+    def features_from(self, enc: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`features` from already computed encoder maps (e.g. under ``no_grad``)."""
         dec = self.decode(enc)
         names = {f"enc{i}": f for i, f in enumerate(enc)}
         n = len(dec) - 1

@@ -1,0 +1,101 @@
+"""What every method shares: the batch it gets, its config check, and the U-Net it pretrains.
+
+A method is an ``nn.Module`` with:
+
+* ``net``: the U-Net (no segmentation head) whose weights are transferred to segmentation;
+* ``views``: the two :class:`~medkit.data.views.ViewConfig` it augments with;
+* ``loss(batch, g, step) -> {"loss": ..., other terms}``;
+* ``after_step()``: e.g. the momentum update;
+* ``embed(x) -> {"h": (B, D), "z": (B, D')}``: backbone and projector embeddings for the
+  collapse diagnostics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from medkit.data.views import ViewConfig
+from medkit.errors import MedkitError
+from medkit.models.unet import UNet
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Unlabelled slices: images (B, 1, H, W), partition (B,), volume (B,) (case index)."""
+
+    images: torch.Tensor
+    partition: torch.Tensor
+    volume: torch.Tensor
+
+
+def make_config(cls: type, overrides: dict | None = None):
+    """Build a frozen config dataclass; unknown keys fail with their names, and string values
+    (from ``--set key=value``) are converted to the field's type."""
+    overrides = dict(overrides or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise MedkitError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
+                          f"known: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for k, v in overrides.items():
+        out[k] = _convert(k, v, hints[k]) if isinstance(v, str) else v
+    try:
+        return cls(**out)
+    except (TypeError, ValueError) as e:
+        raise MedkitError(f"{cls.__name__}: {e}") from None
+
+
+def _convert(key: str, text: str, typ) -> object:
+    origin = typing.get_origin(typ)
+    try:
+        if typ is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if typ in (int, float, str):
+            return typ(text)
+        if origin is tuple:
+            inner = typing.get_args(typ)[0]
+            return tuple(inner(t) for t in text.strip("()").split(",") if t.strip())
+    except ValueError:
+        raise MedkitError(f"option {key}={text!r}: expected {getattr(typ, '__name__', typ)}") from None
+    return text
+
+
+def config_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def unet(channels: tuple[int, ...]) -> UNet:
+    """The backbone every method pretrains: a U-Net without segmentation head."""
+    return UNet(1, 0, channels)
+
+
+class Method(nn.Module):
+    """Small shared behaviour; methods override ``loss`` and, where needed, the rest."""
+
+    name = "method"
+    views: tuple[ViewConfig, ViewConfig]
+
+    def structured_batches(self) -> bool:
+        """True when batches must hold m volumes x one slice per partition (Chaitanya's G^D)."""
+        return False
+
+    def after_step(self) -> None:
+        """Called after every optimiser step (momentum updates)."""
+
+    def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backbone embedding h: global average of the bottleneck map (B, C)."""
+        return {"h": self.net.encode(x)[-1].mean((2, 3))}

@@ -1,0 +1,79 @@
+"""IDEAL pretraining (Basak et al., ICASSP 2023): dense contrastive learning with a 1x1-conv
+projection head on query/key (momentum) encoders.
+
+q = head_q(encoder_q(view 1)) and k = head_k(encoder_k(view 2)) are maps (B, D, h, w); k is
+warped onto q's grid so that position i of both shows the same image location; dense InfoNCE
+takes k_i as the positive of q_i and the other positions as negatives. The fine-tuning stage
+(two decoders, cross-consistency) lives in :mod:`medkit.eval` with the other protocols.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from medkit.data.views import ViewConfig, make_views, warp_to_view
+from medkit.losses.dense import dense_info_nce
+from medkit.methods.base import Batch, Method, unet
+from medkit.models.heads import projection_conv
+from medkit.models.momentum import ema_update, momentum_copy
+
+
+@dataclass(frozen=True)
+class IDEALConfig:
+    """IDEAL.
+
+    Paper (GPU): ResNet-50 encoder, 1x1-conv dense head, Adam 1e-5 (other settings not verified).
+    CPU demo default: the kit's U-Net encoder, dense head on ``feature_map`` (enc3: 1/16 of the
+    input, 8 x 8 at 128 px), head 128 -> 128, momentum 0.99, temperature 0.2.
+    """
+
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    feature_map: str = "enc3"
+    proj_dim: int = 128
+    momentum: float = 0.99
+    temperature: float = 0.2
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+
+
+class Dense(nn.Module):
+    def __init__(self, cfg: IDEALConfig) -> None:
+        super().__init__()
+        self.net = unet(cfg.channels)
+        self.level = int(cfg.feature_map[3:])
+        c = cfg.channels[self.level]
+        self.head = projection_conv((c, c, cfg.proj_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net.encode(x)[self.level])  # (B, D, h, w)
+
+
+class IDEAL(Method):
+    name = "ideal"
+
+    def __init__(self, cfg: IDEALConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.query = Dense(cfg)
+        self.key = momentum_copy(self.query)
+        v = ViewConfig(crop_scale=cfg.crop_scale)
+        self.views = (v, v)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.query.net
+
+    def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
+        v = make_views(batch.images, *self.views, g)
+        q1, q2 = self.query(v.x1), self.query(v.x2)
+        with torch.no_grad():
+            k1, k2 = self.key(v.x1), self.key(v.x2)
+            k2w, valid12 = warp_to_view(k2, v.theta1, v.theta2, margin=0.25)  # view 2's keys on view 1's grid
+            k1w, valid21 = warp_to_view(k1, v.theta2, v.theta1, margin=0.25)
+        loss = 0.5 * (dense_info_nce(q1, k2w, valid12, self.cfg.temperature)
+                      + dense_info_nce(q2, k1w, valid21, self.cfg.temperature))
+        return {"loss": loss, "dense": loss}
+
+    def after_step(self) -> None:
+        ema_update(self.query, self.key, self.cfg.momentum)

@@ -1,0 +1,129 @@
+"""Pretraining: any method by name on the unlabelled pool, with checkpoints, resumption, per-term
+loss history and a collapse monitor.
+
+The data path holds no label: the pool is a :class:`SliceSet` whose labels were removed
+(:meth:`~medkit.data.slices.SliceSet.without_labels`), and a :class:`~medkit.methods.base.Batch`
+has no field for them.
+
+Run folder::
+
+    RUN_DIR/params.json    method, its full config, schedule, data
+    RUN_DIR/history.json   loss terms every log step; RankMe of h and z every val_every steps
+    RUN_DIR/checkpoint.pt  resumable state;  RUN_DIR/model.pt  the pretrained method
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from medkit.data.slices import SliceSet
+from medkit.datasets import load_dataset
+from medkit.diagnostics import effective_rank_cov, rankme
+from medkit.errors import MedkitError
+from medkit.methods import build_method, method_config
+from medkit.methods.base import Batch, Method
+from medkit.runs import load_checkpoint, open_run, read_json, write_json
+from medkit.train import TrainConfig, pick_device, seed_everything, train_loop
+
+
+def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured: bool,
+                 n_partitions: int) -> Batch:
+    """A batch of unlabelled slices.
+
+    Args:
+        structured: m = batch_size // n_partitions volumes, one random slice from each of their
+            partitions (Chaitanya et al.'s batches); else uniformly random slices.
+    """
+    if structured:
+        m = max(1, batch_size // n_partitions)
+        cases = torch.randperm(len(pool.cases), generator=g)[:m]
+        picks = []
+        for c in cases.tolist():
+            for p in range(n_partitions):
+                cand = torch.nonzero((pool.case_index == c) & (pool.partition == p)).flatten()
+                if len(cand) == 0:  # volumes with fewer slices than partitions
+                    cand = torch.nonzero(pool.case_index == c).flatten()
+                picks.append(cand[torch.randint(len(cand), (1,), generator=g)])
+        idx = torch.cat(picks)
+    else:
+        idx = torch.randint(len(pool), (batch_size,), generator=g)
+    return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
+
+
+def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """RankMe and covariance effective rank of the embeddings of a fixed probe batch."""
+    method.eval()
+    with torch.no_grad():
+        emb = method.embed(probe.to(device))
+    out = {}
+    for key in ("h", "z"):
+        if key in emb:
+            e = emb[key].float().cpu()
+            out[f"rankme_{key}"] = rankme(e)
+            out[f"erank_cov_{key}"] = effective_rank_cov(e)
+    return out
+
+
+def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, overrides: dict | None = None,
+             image_size: int = 128, crop: int | None | str = "auto", frames: str = "ed",
+             protocol: str = "auto", probe_size: int = 512, resume: bool = False,
+             progress: bool = True, stop_after: int | None = None) -> Path:
+    """Pretrain ``method`` on the unlabelled pool of ``data``; returns the run folder.
+
+    Args:
+        method: a name from :data:`medkit.methods.METHODS`.
+        data: ``"phantom"`` or a Decathlon folder.
+        out: run folder (never overwritten; ``resume`` continues it).
+        cfg: schedule (lr, steps, batch size, seed, device...).
+        overrides: method config keys (unknown keys fail with their names).
+        probe_size: slices of the fixed probe batch of the collapse monitor (N well above D).
+    """
+    mcfg = method_config(method, overrides)
+    params = {"command": "pretrain", "method": method, "config": asdict(mcfg), "data": str(data),
+              "image_size": image_size, "crop": crop, "frames": frames, "protocol": protocol,
+              **{k: v for k, v in asdict(cfg).items() if k != "device"}}
+    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed, protocol=protocol)
+    pool = ds.part("pool")  # no labels: the pretraining data path has none to read
+    if len(pool) == 0:
+        raise MedkitError(f"--data {data}: the pretraining pool is empty")
+    run = open_run(out, params, resume=resume)
+    if (run / "model.pt").exists():
+        return run
+    seed_everything(cfg.seed)
+    m = build_method(method, overrides)
+    device = pick_device(cfg.device)
+    n_part = int(pool.partition.max()) + 1
+    probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
+    t0 = time.perf_counter()
+
+    def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
+        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part)
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        b = Batch(b.images.to(device, memory_format=fmt), b.partition.to(device), b.volume.to(device))
+        return m.loss(b, g, i)
+
+    summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
+                         after_step=m.after_step, stop_after=stop_after, progress=progress,
+                         desc=f"pretrain {method}")
+    write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0,
+                                      "pool_patients": len(set(pool.patients)), "pool_slices": len(pool)})
+    return run
+
+
+def load_pretrained(run_dir: str | Path) -> Method:
+    """The pretrained method of a finished pretraining run folder."""
+    run = Path(run_dir)
+    pfile, mfile = run / "params.json", run / "model.pt"
+    if not pfile.exists() or not mfile.exists():
+        raise MedkitError(f"{run}: not a finished pretraining run (needs params.json and model.pt)")
+    params = read_json(pfile)
+    if params.get("command") != "pretrain":
+        raise MedkitError(f"{run}: not a pretraining run (command {params.get('command')!r})")
+    cfg = params["config"]
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    m = build_method(params["method"], cfg)
+    m.load_state_dict(load_checkpoint(mfile)["model"])
+    return m.eval()

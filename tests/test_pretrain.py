@@ -1,0 +1,101 @@
+"""Every method pretrains, checkpoints, resumes and never reads a label."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import medkit.pretrain as pre
+from medkit.datasets import load_dataset
+from medkit.errors import MedkitError
+from medkit.methods import METHODS, build_method
+from medkit.pretrain import load_pretrained, pretrain
+from medkit.train import TrainConfig
+
+TINY = {"channels": (8, 16, 32, 64)}
+CASES = [("simclr", {}), ("chaitanya", {"strategy": "GD"}), ("chaitanya", {"local": True, "global_steps": 2}),
+         ("moco_v2", {"queue": 32}), ("med_moco", {"queue": 32, "n_regions": 4}),
+         ("pix2rep", {"pixels": 64}), ("pix2rep", {"loss": "barlow", "pixels": 64}), ("ideal", {"feature_map": "enc2"})]
+
+
+class Poison:
+    """Stands in for the labels: any use at all fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"pretraining touched the labels ({name})")
+
+    def __getitem__(self, key):
+        raise AssertionError("pretraining indexed the labels")
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    real = pre.load_dataset
+
+    def load(*a, **k):
+        ds = real(*a, **k)
+        return replace(ds, slices=replace(ds.slices, labels=Poison(), native_labels=Poison()))
+    monkeypatch.setattr(pre, "load_dataset", load)
+
+
+def _cfg(steps=4):
+    return TrainConfig(steps=steps, batch_size=8, ckpt_every=2, log_every=1, val_every=2, device="cpu")
+
+
+@pytest.mark.parametrize("name,over", CASES)
+def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
+    run = pretrain(name, "phantom", tmp_path / "r", _cfg(), {**TINY, **over}, image_size=32, progress=False)
+    hist = json.loads((run / "history.json").read_text())
+    losses = [e["loss"] for e in hist if "loss" in e]
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert any("rankme_h" in e for e in hist)  # the collapse monitor ran
+    m = load_pretrained(run)
+    assert type(m) is METHODS[name][0]
+
+
+def test_pretraining_resumes_to_the_same_weights(tmp_path):
+    over = {**TINY, "queue": 32, "n_regions": 4}
+    a = pretrain("med_moco", "phantom", tmp_path / "a", _cfg(6), over, image_size=32, progress=False)
+    pretrain("med_moco", "phantom", tmp_path / "b", _cfg(6), over, image_size=32, progress=False, stop_after=3)
+    b = pretrain("med_moco", "phantom", tmp_path / "b", _cfg(6), over, image_size=32, progress=False, resume=True)
+    sa, sb = load_pretrained(a).state_dict(), load_pretrained(b).state_dict()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.mark.parametrize("name,over", CASES)
+def test_loss_decreases_on_a_phantom_batch(name, over):
+    """On a fixed batch with fixed views (the generator is reseeded), a few steps lower the loss."""
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    pool = ds.part("pool")
+    torch.manual_seed(0)
+    m = build_method(name, {**TINY, **over})
+    batch = pre.sample_batch(pool, 16, torch.Generator().manual_seed(0), m.structured_batches(), 4)
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for step in range(8):
+        out = m.loss(batch, torch.Generator().manual_seed(1), step + 2)  # past chaitanya's global_steps
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        m.after_step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < losses[0], losses
+
+
+def test_unknown_method_and_key_are_named():
+    with pytest.raises(MedkitError, match="unknown method 'byol'"):
+        build_method("byol")
+    with pytest.raises(MedkitError, match="unknown option.*temprature"):
+        build_method("simclr", {"temprature": 0.1})
+    with pytest.raises(MedkitError, match="strategy must be one of"):
+        build_method("chaitanya", {"strategy": "GX"})
+    with pytest.raises(MedkitError, match="expected float"):
+        build_method("simclr", {"temperature": "warm"})
+
+
+def test_pool_holds_no_test_patient():
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=10)
+    assert not set(ds.part("pool").patients) & set(ds.split.test)
