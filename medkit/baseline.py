@@ -14,10 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from medkit.data.augment import AugmentConfig
 from medkit.datasets import Dataset, load_dataset
@@ -46,8 +48,12 @@ def parse_labelled(text: str) -> list[int | str]:
 
 
 def train_and_score(ds: Dataset, patients: tuple[str, ...], cfg: TrainConfig, run_dir: Path,
-                    model_name: str = "unet", progress: bool = True) -> list[dict]:
-    """Train one model from scratch on ``patients``' labelled volumes, score it on the test set.
+                    make_model: Callable[[int], nn.Module], progress: bool = True) -> list[dict]:
+    """Train one model on ``patients``' labelled volumes, score it on the test set.
+
+    Args:
+        make_model: ``make_model(n_classes)`` -> a fresh network (random or pretrained init);
+            only its parameters that require grad are trained.
 
     A finished sub-run (``metrics.json`` present) is read back, not retrained.
     """
@@ -55,7 +61,7 @@ def train_and_score(ds: Dataset, patients: tuple[str, ...], cfg: TrainConfig, ru
     if done.exists():
         return read_json(done)["cases"]
     seed_everything(cfg.seed)
-    model = build_model(model_name, ds.slices.n_classes)
+    model = make_model(ds.slices.n_classes)
     train = ds.slices.select_patients(patients)
     val = ds.part("val") if ds.split.val else None
     t0 = time.perf_counter()
@@ -85,29 +91,27 @@ def summarise(table: pd.DataFrame) -> dict:
     return out
 
 
-def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
-                   image_size: int = 128, crop: int | None | str = "auto", frames: str = "ed",
-                   model: str = "unet", combos: int | None = None, protocol: str = "auto",
-                   resume: bool = False, progress: bool = True) -> dict:
-    """Train and evaluate the random-initialisation baseline for every k in ``labelled``.
+def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
+                  make_model: Callable[[int], nn.Module], params: dict, image_size: int = 128,
+                  crop: int | None | str = "auto", frames: str = "ed", combos: int | None = None,
+                  protocol: str = "auto", resume: bool = False, progress: bool = True) -> dict:
+    """Train and score ``make_model`` networks for every k in ``labelled`` and every labelled
+    combination of the split; aggregate into ``out/metrics.json`` and ``out/results.csv``.
 
     Args:
         data: ``"phantom"`` or a Decathlon folder.
         labelled: numbers of labelled volumes, and/or ``"all"``.
         out: run folder (refused if it exists, unless ``resume`` and same parameters).
         cfg: training schedule (its seed also seeds the phantom and random splits).
+        make_model: ``make_model(n_classes)`` -> a fresh network.
+        params: what defines the run besides the arguments here (written to ``params.json``).
         combos: use only the first ``combos`` combinations per k (None: all).
         resume: continue an interrupted run; finished trainings are kept, not redone.
-
-    Returns:
-        the aggregate metrics (also in ``out/metrics.json``).
     """
-    params = {"command": "supervised", "data": str(data), "labelled": [str(k) for k in labelled],
-              "image_size": image_size, "crop": crop, "frames": frames, "model": model,
-              "combos": combos, "protocol": protocol, **asdict(cfg)}
+    params = {**params, "data": str(data), "labelled": [str(k) for k in labelled],
+              "image_size": image_size, "crop": crop, "frames": frames, "combos": combos,
+              "protocol": protocol, **asdict(cfg)}
     params.pop("device")  # where it ran does not change what it is
-    if model not in MODELS:
-        raise MedkitError(f"--model {model!r} is not known; choose one of {', '.join(MODELS)}")
     ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed,
                       protocol=protocol)
     jobs = [(k, i, combo) for k in labelled
@@ -117,7 +121,7 @@ def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: T
     for k, i, combo in jobs:
         sub = run / f"k{k}_c{i + 1}"
         t0 = time.perf_counter()
-        cases = train_and_score(ds, combo, cfg, sub, model, progress)
+        cases = train_and_score(ds, combo, cfg, sub, make_model, progress)
         secs = read_json(sub / "metrics.json").get("seconds_total", time.perf_counter() - t0)
         for r in cases:
             rows.append({"k": str(k), "combination": i + 1, "seconds": secs, **r})
@@ -130,6 +134,15 @@ def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: T
                "by_k": summarise(table)}
     write_json(run / "metrics.json", metrics)
     return metrics
+
+
+def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
+                   model: str = "unet", **kwargs) -> dict:
+    """The random-initialisation baseline: :func:`run_few_label` with ``build_model(model)``."""
+    if model not in MODELS:
+        raise MedkitError(f"--model {model!r} is not known; choose one of {', '.join(MODELS)}")
+    return run_few_label(data, labelled, out, cfg, lambda n: build_model(model, n),
+                         {"command": "supervised", "model": model}, **kwargs)
 
 
 def format_table(metrics: dict, label_names: list[str] | None = None) -> str:

@@ -51,14 +51,52 @@ def _data_check(a: argparse.Namespace) -> int:
 
 def _supervised(a: argparse.Namespace) -> int:
     from medkit.baseline import format_table, parse_labelled, run_supervised
-    from medkit.train import TrainConfig
-    cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
-                      val_every=a.val_every, ckpt_every=a.ckpt_every)
-    crop = "auto" if a.crop == "auto" else (None if a.crop == "none" else _int("--crop", a.crop))
     t0 = time.perf_counter()
-    m = run_supervised(a.data, parse_labelled(a.labelled), a.out, cfg, image_size=a.image_size,
-                       crop=crop, frames=a.frames, model=a.model, combos=a.combos,
+    m = run_supervised(a.data, parse_labelled(a.labelled), a.out, _train_config(a), image_size=a.image_size,
+                       crop=_crop(a.crop), frames=a.frames, model=a.model, combos=a.combos,
                        protocol=a.protocol, resume=a.resume, progress=not a.quiet)
+    print(format_table(m))
+    print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
+    return 0
+
+
+def _train_config(a: argparse.Namespace):
+    from medkit.train import TrainConfig
+    return TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
+                       val_every=a.val_every, ckpt_every=a.ckpt_every)
+
+
+def _crop(text: str):
+    return "auto" if text == "auto" else (None if text == "none" else _int("--crop", text))
+
+
+def _sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise MedkitError(f"--set takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _pretrain(a: argparse.Namespace) -> int:
+    from medkit.pretrain import pretrain
+    t0 = time.perf_counter()
+    run = pretrain(a.method, a.data, a.out, _train_config(a), _sets(a.set), image_size=a.image_size,
+                   crop=_crop(a.crop), frames=a.frames, protocol=a.protocol, resume=a.resume,
+                   progress=not a.quiet)
+    print(f"pretrained {a.method} in {time.perf_counter() - t0:.0f} s; run folder {run}")
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from medkit.baseline import format_table, parse_labelled
+    from medkit.transfer import run_evaluation
+    t0 = time.perf_counter()
+    m = run_evaluation(a.checkpoint, a.data, parse_labelled(a.labelled), a.protocol, a.out, _train_config(a),
+                       image_size=a.image_size, crop=_crop(a.crop), frames=a.frames, combos=a.combos,
+                       protocol=a.split, resume=a.resume, progress=not a.quiet)
     print(format_table(m))
     print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
     return 0
@@ -76,6 +114,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _data_options(p: argparse.ArgumentParser, steps: int) -> None:
+    p.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
+    p.add_argument("--out", required=True, help="run folder (never overwritten)")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--crop", default="auto", help="centred crop in native pixels, 'none' or 'auto'")
+    p.add_argument("--frames", default="ed", choices=["ed", "es", "both"])
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="medkit", description="Self-supervised contrastive pretraining study kit.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -90,25 +145,26 @@ def parser() -> argparse.ArgumentParser:
     dc.add_argument("dir")
     dc.set_defaults(func=_data_check)
     s = sub.add_parser("supervised", help="random-initialisation baseline on k labelled volumes")
-    s.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
+    _data_options(s, steps=3000)
     s.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
-    s.add_argument("--out", required=True, help="run folder (never overwritten)")
-    s.add_argument("--steps", type=int, default=3000)
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--image-size", type=int, default=128)
-    s.add_argument("--crop", default="auto", help="centred crop in native pixels, 'none' or 'auto'")
-    s.add_argument("--frames", default="ed", choices=["ed", "es", "both"])
     s.add_argument("--model", default="unet")
     s.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
-    s.add_argument("--protocol", default="auto", choices=["auto", "acdc", "random"])
-    s.add_argument("--val-every", type=int, default=250)
-    s.add_argument("--ckpt-every", type=int, default=250)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted run folder")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--protocol", default="auto", choices=["auto", "acdc", "random"], help="split protocol")
     s.set_defaults(func=_supervised)
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining of a method on the unlabelled pool")
+    pt.add_argument("--method", required=True, help="simclr, chaitanya, moco_v2, med_moco, pix2rep, ideal")
+    pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    _data_options(pt, steps=2000)
+    pt.add_argument("--protocol", default="auto", choices=["auto", "acdc", "random"], help="split protocol")
+    pt.set_defaults(func=_pretrain)
+    ev = sub.add_parser("evaluate", help="linear probe or fine-tuning of a pretrained run on k labelled volumes")
+    ev.add_argument("--checkpoint", required=True, help="a pretraining run folder, or 'random'")
+    ev.add_argument("--protocol", default="linear", choices=["linear", "finetune"])
+    _data_options(ev, steps=3000)
+    ev.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
+    ev.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
+    ev.add_argument("--split", default="auto", choices=["auto", "acdc", "random"], help="split protocol")
+    ev.set_defaults(func=_evaluate)
     return p
 
 

@@ -1,0 +1,68 @@
+"""Segmentation models built on a pretrained U-Net: linear probe and fine-tuning.
+
+* ``linear``: the pretrained U-Net is frozen (BatchNorm in evaluation mode too) and only a 1x1
+  convolution is trained, over the concatenation of every encoder and decoder map upsampled to
+  half the input resolution (a hypercolumn); logits are upsampled bilinearly to the input. Dense
+  SSL papers probe with a 1x1 conv on the last map (Pix2Rep); the hypercolumn gives encoder-only
+  methods (SimCLR, MoCo, Chaitanya's global stage, IDEAL) a fair readout of what they learnt.
+* ``finetune``: the pretrained U-Net plus a fresh 1x1 segmentation head, everything trained.
+
+With no pretrained network (``net=None``) the same models start from random initialisation:
+the baselines every table needs (a frozen random encoder for ``linear``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medkit.errors import MedkitError
+from medkit.models.unet import UNet
+
+PROTOCOLS = ("linear", "finetune")
+
+
+class LinearProbe(nn.Module):
+    """Frozen U-Net + trainable 1x1 conv over its hypercolumn.
+
+    Shapes: (B, 1, H, W) -> logits (B, n_classes, H, W).
+    """
+
+    def __init__(self, net: UNet, n_classes: int) -> None:
+        super().__init__()
+        self.net = net
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        chans = sum(net.channels) + sum(net.channels[:-1]) + net.channels[0]  # enc + dec + out
+        self.head = nn.Conv2d(chans, n_classes, kernel_size=1)
+
+    def train(self, mode: bool = True) -> LinearProbe:
+        super().train(mode)
+        self.net.eval()  # frozen means frozen statistics too
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        with torch.no_grad():
+            maps = self.net.features(x)
+        size = (h // 2, w // 2)
+        cols = [F.interpolate(m, size=size, mode="bilinear", align_corners=False) if m.shape[-2:] != size
+                else m for m in maps.values()]
+        logits = self.head(torch.cat(cols, dim=1))  # (B, n_classes, H/2, W/2)
+        return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
+                       channels: tuple[int, ...] = (16, 32, 64, 128, 256)) -> nn.Module:
+    """A segmentation network for ``protocol`` from a pretrained U-Net (or random init if None)."""
+    if protocol not in PROTOCOLS:
+        raise MedkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    base = UNet(1, 0, net.channels if net is not None else channels)
+    if net is not None:
+        base.load_state_dict(net.state_dict())
+    if protocol == "linear":
+        return LinearProbe(base, n_classes)
+    seg = UNet(1, n_classes, base.channels)
+    missing, unexpected = seg.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("head.") for k in missing), (missing, unexpected)
+    return seg

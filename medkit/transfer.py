@@ -1,0 +1,35 @@
+"""Evaluate a pretrained U-Net on few labels: linear probe or fine-tuning, with the foundation's
+protocol (same splits, schedule and metrics as the supervised baseline)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from medkit.baseline import run_few_label
+from medkit.eval.probes import PROTOCOLS, segmentation_model
+from medkit.errors import MedkitError
+from medkit.pretrain import load_pretrained
+from medkit.runs import read_json
+from medkit.train import TrainConfig
+
+
+def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str], eval_protocol: str,
+                   out: str | Path, cfg: TrainConfig, **kwargs) -> dict:
+    """Few-label evaluation of a pretraining run folder (or ``"random"`` for random init).
+
+    Args:
+        checkpoint: a finished pretraining run folder, or ``"random"``.
+        eval_protocol: ``"linear"`` (frozen U-Net, 1x1 conv on its hypercolumn) or ``"finetune"``.
+        kwargs: passed to :func:`~medkit.baseline.run_few_label` (image_size, crop, frames, ...).
+    """
+    if eval_protocol not in PROTOCOLS:
+        raise MedkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {eval_protocol!r}")
+    if str(checkpoint) == "random":
+        net, source = None, {"checkpoint": "random", "method": "random"}
+    else:
+        method = load_pretrained(checkpoint)
+        pre = read_json(Path(checkpoint) / "params.json")
+        if "image_size" in kwargs and pre.get("image_size") != kwargs["image_size"]:
+            print(f"note: pretrained at image size {pre.get('image_size')}, evaluated at {kwargs['image_size']}")
+        net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
+    return run_few_label(data, labelled, out, cfg, lambda n: segmentation_model(net, n, eval_protocol),
+                         {"command": "evaluate", "eval_protocol": eval_protocol, **source}, **kwargs)
