@@ -24,6 +24,7 @@ from torch import nn
 from medkit.data.augment import AugmentConfig
 from medkit.datasets import Dataset, load_dataset
 from medkit.errors import MedkitError
+from medkit.eval.consistency import TwoDecoderNet, fit_cross_consistency
 from medkit.eval.predict import evaluate
 from medkit.models import build_model
 from medkit.models.build import MODELS
@@ -65,8 +66,11 @@ def train_and_score(ds: Dataset, patients: tuple[str, ...], cfg: TrainConfig, ru
     train = ds.slices.select_patients(patients)
     val = ds.part("val") if ds.split.val else None
     t0 = time.perf_counter()
-    summary = fit_segmentation(model, train, cfg, run_dir, val=val, augment=AugmentConfig(),
-                               progress=progress)
+    if isinstance(model, TwoDecoderNet):  # IDEAL: the unlabelled pool joins fine-tuning
+        summary = fit_cross_consistency(model, train, ds.part("pool"), cfg, run_dir, val=val, progress=progress)
+    else:
+        summary = fit_segmentation(model, train, cfg, run_dir, val=val, augment=AugmentConfig(),
+                                   progress=progress)
     rows = evaluate(model, ds.part("test"), pick_device(cfg.device))
     write_json(done, {"patients": list(patients), "train_summary": summary,
                       "seconds_total": time.perf_counter() - t0, "cases": rows})

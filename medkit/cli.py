@@ -159,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=_pretrain)
     ev = sub.add_parser("evaluate", help="linear probe or fine-tuning of a pretrained run on k labelled volumes")
     ev.add_argument("--checkpoint", required=True, help="a pretraining run folder, or 'random'")
-    ev.add_argument("--protocol", default="linear", choices=["linear", "finetune"])
+    ev.add_argument("--protocol", default="linear", choices=["linear", "finetune", "consistency"])
     _data_options(ev, steps=3000)
     ev.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
     ev.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")

@@ -46,7 +46,7 @@ def test_pretrain_then_evaluate_from_the_command_line(tmp_path, capsys):
                  "--steps", "3", *common]) == 0
     params = json.loads((tmp_path / "p" / "params.json").read_text())
     assert params["config"]["channels"] == [8, 16, 32, 64]
-    for proto in ("linear", "finetune"):
+    for proto in ("linear", "finetune", "consistency"):
         out = tmp_path / proto
         assert main(["evaluate", "--checkpoint", str(tmp_path / "p"), "--protocol", proto, "--labelled", "1",
                      "--combos", "1", "--steps", "3", "--out", str(out), *common]) == 0
@@ -54,3 +54,14 @@ def test_pretrain_then_evaluate_from_the_command_line(tmp_path, capsys):
         assert 0 <= m["by_k"]["1"]["mean"]["dice_mean"] <= 1
     assert main(["pretrain", "--method", "simclr", "--set", "tau=1", "--out", str(tmp_path / "q"), *common]) == 2
     assert "unknown option(s) tau" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_two_decoders_and_their_average():
+    from medkit.eval.consistency import TwoDecoderNet
+    net = UNet(1, 0, (8, 16, 32))
+    two = segmentation_model(net, 4, "consistency")
+    assert isinstance(two, TwoDecoderNet)
+    a, b = two.both(torch.rand(2, 1, 32, 32))
+    assert a.shape == b.shape == (2, 4, 32, 32) and not torch.allclose(a, b)
+    p = two(torch.rand(2, 1, 32, 32)).exp().sum(1)  # averaged probabilities sum to one
+    torch.testing.assert_close(p, torch.ones(2, 32, 32), atol=1e-5, rtol=0)

@@ -6,6 +6,8 @@
   SSL papers probe with a 1x1 conv on the last map (Pix2Rep); the hypercolumn gives encoder-only
   methods (SimCLR, MoCo, Chaitanya's global stage, IDEAL) a fair readout of what they learnt.
 * ``finetune``: the pretrained U-Net plus a fresh 1x1 segmentation head, everything trained.
+* ``consistency``: IDEAL's fine-tuning, two decoders with cross-consistency on the unlabelled
+  pool (:mod:`medkit.eval.consistency`).
 
 With no pretrained network (``net=None``) the same models start from random initialisation:
 the baselines every table needs (a frozen random encoder for ``linear``).
@@ -19,7 +21,7 @@ from torch import nn
 from medkit.errors import MedkitError
 from medkit.models.unet import UNet
 
-PROTOCOLS = ("linear", "finetune")
+PROTOCOLS = ("linear", "finetune", "consistency")
 
 
 class LinearProbe(nn.Module):
@@ -62,6 +64,9 @@ def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
         base.load_state_dict(net.state_dict())
     if protocol == "linear":
         return LinearProbe(base, n_classes)
+    if protocol == "consistency":
+        from medkit.eval.consistency import TwoDecoderNet
+        return TwoDecoderNet(base, n_classes)
     seg = UNet(1, n_classes, base.channels)
     missing, unexpected = seg.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("head.") for k in missing), (missing, unexpected)
