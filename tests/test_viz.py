@@ -1,0 +1,50 @@
+"""Every figure function runs headless and returns a figure."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from medkit.data.phantom import make_volume  # noqa: E402
+from medkit.diagnostics import correlation_matrix, spectrum  # noqa: E402
+from medkit.viz import embeddings as ve  # noqa: E402
+from medkit.viz import spectra as vs  # noqa: E402
+from medkit.viz import volumes as vv  # noqa: E402
+
+
+def test_volume_figures():
+    v = make_volume(0, size=64)
+    assert isinstance(vv.side_by_side([("a", v.image[3], v.label[3])]), Figure)
+    assert isinstance(vv.slice_grid([("a", v.image, v.label)]), Figure)
+    assert isinstance(vv.partition_strip(v.image, np.arange(len(v.image)) * 4 // len(v.image), 4), Figure)
+    assert isinstance(vv.view_volume(v.image, v.label), Figure)  # no live JupyterLab here
+
+
+def test_spectra_figures():
+    z = torch.randn(500, 16)
+    assert isinstance(vs.plot_spectra({"a": spectrum(z), "b": spectrum(z[:, :4] @ torch.randn(4, 16))}), Figure)
+    assert isinstance(vs.plot_rank_history({"a": [{"step": 1, "rankme_h": 3.0}, {"step": 2, "rankme_h": 2.0}]}), Figure)
+    assert isinstance(vs.correlation_heatmap(correlation_matrix(z)), Figure)
+
+
+def test_embedding_figures_and_cluster_scores():
+    v = make_volume(1, size=48)
+    lab = v.label[2]
+    # a feature map that encodes the label perfectly: clusters must match it
+    fmap = torch.nn.functional.one_hot(torch.as_tensor(lab).long(), 4).permute(2, 0, 1).float()
+    fmap = fmap + 0.01 * torch.randn_like(fmap)
+    clusters, scores = ve.cluster_slice(fmap, lab, k=4)
+    assert scores["ari"] > 0.95 and scores["nmi"] > 0.95
+    assert ve.pca_rgb(fmap).shape == (48, 48, 3)
+    assert isinstance(ve.pca_figure(v.image[2], {"f": fmap}, lab), Figure)
+    assert isinstance(ve.cluster_figure(v.image[2], lab, clusters, scores), Figure)
+    emb = fmap.reshape(4, -1).T
+    assert isinstance(ve.scatter_2d(emb, torch.as_tensor(lab).reshape(-1), {0: "bg"}), Figure)
+    sa, sb = ve.similarity_maps(fmap, (24, 24), fmap)
+    assert sa[24, 24] > 0.99 and sa.shape == (48, 48)
+    assert isinstance(ve.similarity_figure(v.image[2], v.image[2], fmap, fmap, (24, 24)), Figure)
+    assert ve.similarity_probe(v.image[2], v.image[2], fmap, fmap) is not None
