@@ -102,6 +102,20 @@ def _evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(a: argparse.Namespace) -> int:
+    import json
+
+    from medkit.diagnose import diagnose
+    r = diagnose(a.checkpoint, a.data, a.out, max_n=a.max_n, device=a.device)
+    for key in ("h", "z", "pixels"):
+        if key in r:
+            print(f"{key:>6}: RankMe {r[key]['rankme']:.1f} / {r[key]['d']}, covariance rank "
+                  f"{r[key]['erank_cov']:.1f}, collapsed {r[key]['collapsed_fraction']:.0%}")
+    print(json.dumps({k: v for k, v in r.items() if k in ("clusters",) or k.startswith("alignment")}))
+    print(f"measures in {a.out}/diagnostics.json, figures in {a.out}/figures/")
+    return 0
+
+
 def _int(opt: str, text: str) -> int:
     try:
         return int(text)
@@ -165,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
     ev.add_argument("--split", default="auto", choices=["auto", "acdc", "random"], help="split protocol")
     ev.set_defaults(func=_evaluate)
+    dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
+    dg.add_argument("--checkpoint", required=True, help="a finished pretraining run folder")
+    dg.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
+    dg.add_argument("--out", required=True, help="output folder (never overwritten)")
+    dg.add_argument("--max-n", type=int, default=2048, help="slices embedded (N well above D)")
+    dg.add_argument("--device", default="auto")
+    dg.set_defaults(func=_diagnose)
     return p
 
 
