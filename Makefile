@@ -16,15 +16,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -c "import medkit, torch, monai, papermill, nbval" 
 	touch $(STAMP)
 
-# The main job on the built-in phantom: the supervised few-label baseline, then the data tour.
-# Rerunning continues (--resume) and never overwrites finished results.
+# The main job on the built-in phantom: the supervised few-label baseline, Med-MoCo pretraining,
+# its linear-probe evaluation and collapse diagnosis, then the data tour. Rerunning continues
+# (--resume) and never overwrites finished results.
+DEMO := papermill_runs/demo
+SMALL := --data phantom --image-size 64 --val-every 100 --quiet
 demo: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m medkit supervised --data phantom --labelled 1,2,8 --steps 400 \
-		--image-size 64 --val-every 100 --out papermill_runs/demo/supervised --resume --quiet
-	mkdir -p papermill_runs/demo/00_data_tour
+	MPLBACKEND=Agg $(PY) -m medkit supervised $(SMALL) --labelled 1,2,8 --steps 400 --out $(DEMO)/supervised --resume
+	MPLBACKEND=Agg $(PY) -m medkit pretrain $(SMALL) --method med_moco --steps 300 --out $(DEMO)/pretrain_med_moco --resume
+	MPLBACKEND=Agg $(PY) -m medkit evaluate $(SMALL) --checkpoint $(DEMO)/pretrain_med_moco --protocol linear \
+		--labelled 1,2,8 --steps 400 --out $(DEMO)/linear_med_moco --resume
+	test -f $(DEMO)/diagnose_med_moco/diagnostics.json || MPLBACKEND=Agg $(PY) -m medkit diagnose \
+		--checkpoint $(DEMO)/pretrain_med_moco --data phantom --out $(DEMO)/diagnose_med_moco
+	mkdir -p $(DEMO)/00_data_tour
 	MEDKIT_NO_WIDGETS=1 $(PY) -m papermill -k python3 --log-level WARNING notebooks/00_data_tour.ipynb \
-		papermill_runs/demo/00_data_tour/00_data_tour.ipynb -p RUN_DIR papermill_runs/demo/00_data_tour
-	@echo "demo done: see papermill_runs/demo/supervised/metrics.json and papermill_runs/demo/00_data_tour/"
+		$(DEMO)/00_data_tour/00_data_tour.ipynb -p RUN_DIR $(DEMO)/00_data_tour
+	@echo "demo done. Look at: $(DEMO)/supervised/metrics.json, $(DEMO)/linear_med_moco/metrics.json,"
+	@echo "  $(DEMO)/diagnose_med_moco/ (diagnostics.json, figures/) and $(DEMO)/00_data_tour/figures/"
 
 # Unit tests and every notebook (nbval-lax: each cell must run; notebooks assert what they teach).
 test: $(STAMP)
