@@ -55,14 +55,18 @@ def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
     assert type(m) is METHODS[name][0]
 
 
-def test_pretraining_resumes_to_the_same_weights(tmp_path):
-    over = {**TINY, "queue": 32, "n_regions": 4}
-    a = pretrain("med_moco", "phantom", tmp_path / "a", _cfg(6), over, image_size=32, progress=False)
-    pretrain("med_moco", "phantom", tmp_path / "b", _cfg(6), over, image_size=32, progress=False, stop_after=3)
-    b = pretrain("med_moco", "phantom", tmp_path / "b", _cfg(6), over, image_size=32, progress=False, resume=True)
+@pytest.mark.parametrize("name,over", CASES)
+def test_each_method_resumes_to_the_same_weights_and_evaluates(name, over, tmp_path):
+    from medkit.transfer import run_evaluation
+    over = {**TINY, **over}
+    a = pretrain(name, "phantom", tmp_path / "a", _cfg(4), over, image_size=32, progress=False)
+    pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, stop_after=3)
+    b = pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, resume=True)
     sa, sb = load_pretrained(a).state_dict(), load_pretrained(b).state_dict()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
+    m = run_evaluation(a, "phantom", [1], "linear", tmp_path / "e", _cfg(2), image_size=32, combos=1, progress=False)
+    assert 0 <= m["by_k"]["1"]["mean"]["dice_mean"] <= 1
 
 
 @pytest.mark.parametrize("name,over", CASES)
