@@ -28,7 +28,7 @@ from medkit.eval.consistency import TwoDecoderNet, fit_cross_consistency
 from medkit.eval.predict import evaluate
 from medkit.models import build_model
 from medkit.models.build import MODELS
-from medkit.runs import load_checkpoint, open_run, read_json, write_json
+from medkit.runs import open_run, read_json, write_json
 from medkit.train import TrainConfig, fit_segmentation, pick_device, seed_everything
 
 
@@ -149,7 +149,7 @@ def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: T
                          {"command": "supervised", "model": model}, **kwargs)
 
 
-def format_table(metrics: dict, label_names: list[str] | None = None) -> str:
+def format_table(metrics: dict) -> str:
     """A markdown table of mean Dice per class and overall, per k (spread over combinations)."""
     by_k = metrics["by_k"]
     first = next(iter(by_k.values()))["mean"]
@@ -162,13 +162,3 @@ def format_table(metrics: dict, label_names: list[str] | None = None) -> str:
                      + f" | {m['dice_mean']:.3f} ± {s['dice_mean']:.3f} | {m.get('hd95_mean', float('nan')):.1f}"
                      + f" | {v['seconds']:.0f} |")
     return "\n".join(lines)
-
-
-def load_trained(run_dir: str | Path, n_classes: int, model: str = "unet") -> torch.nn.Module:
-    """The model of a finished training sub-run (``model.pt``), loaded with ``weights_only=True``."""
-    path = Path(run_dir) / "model.pt"
-    if not path.exists():
-        raise MedkitError(f"{path}: no finished model in this run folder")
-    net = build_model(model, n_classes)
-    net.load_state_dict(load_checkpoint(path)["model"])
-    return net.eval()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -266,7 +266,3 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
     return train_loop(model, step, cfg, Path(run_dir), params=params,
                       validate=validate if val is not None and cfg.val_every else None,
                       stop_after=stop_after, progress=progress, desc=Path(run_dir).name)
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

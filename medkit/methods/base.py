@@ -11,7 +11,6 @@ A method is an ``nn.Module`` with:
 """
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, fields
 
@@ -68,10 +67,6 @@ def _convert(key: str, text: str, typ) -> object:
     except ValueError:
         raise MedkitError(f"option {key}={text!r}: expected {getattr(typ, '__name__', typ)}") from None
     return text
-
-
-def config_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def unet(channels: tuple[int, ...]) -> UNet:
