@@ -17,7 +17,8 @@ from medkit.train import TrainConfig
 TINY = {"channels": (8, 16, 32, 64)}
 CASES = [("simclr", {}), ("chaitanya", {"strategy": "GD"}), ("chaitanya", {"local": True, "global_steps": 2}),
          ("moco_v2", {"queue": 32}), ("med_moco", {"queue": 32, "n_regions": 4}),
-         ("pix2rep", {"pixels": 64}), ("pix2rep", {"loss": "barlow", "pixels": 64}), ("ideal", {"feature_map": "enc2"})]
+         ("pix2rep", {"pixels": 64}), ("pix2rep", {"loss": "barlow", "pixels": 64}), ("ideal", {"feature_map": "enc2"}),
+         ("pix2rep", {"pixels": 64, "chunk": 16}), ("ideal", {"feature_map": "enc1", "chunk": 32})]
 
 
 class Poison:

@@ -31,7 +31,7 @@ def sample_valid_pixels(valid: torch.Tensor, m: int, g: torch.Generator) -> torc
 
 
 def pixel_info_nce(f1: torch.Tensor, f2_warped: torch.Tensor, valid: torch.Tensor, g: torch.Generator,
-                   m: int = 1000, temperature: float = 0.53) -> torch.Tensor:
+                   m: int = 1000, temperature: float = 0.53, chunk: int = 0) -> torch.Tensor:
     """Pix2Rep's pixel NT-Xent.
 
     Args:
@@ -42,6 +42,8 @@ def pixel_info_nce(f1: torch.Tensor, f2_warped: torch.Tensor, valid: torch.Tenso
         g: generator for the pixel sample.
         m: sampled pixel pairs per batch (paper: 1000).
         temperature: t (paper: 0.53).
+        chunk: > 0 computes the loss ``chunk`` anchors at a time in linear memory
+            (:mod:`medkit.losses.chunked`), for large ``m``.
     """
     if f1.ndim != 4 or f1.shape != f2_warped.shape or valid.shape != (f1.shape[0], *f1.shape[2:]):
         raise ValueError(f"pixel_info_nce: f1 {tuple(f1.shape)}, f2_warped {tuple(f2_warped.shape)} "
@@ -50,6 +52,9 @@ def pixel_info_nce(f1: torch.Tensor, f2_warped: torch.Tensor, valid: torch.Tenso
     c = f1.shape[1]
     z1 = f1.permute(0, 2, 3, 1).reshape(-1, c)[idx]  # (M, C)
     z2 = f2_warped.permute(0, 2, 3, 1).reshape(-1, c)[idx]
+    if chunk > 0:
+        from medkit.losses.chunked import nt_xent_chunked
+        return nt_xent_chunked(z1, z2, temperature, chunk)
     return nt_xent(z1, z2, temperature)
 
 

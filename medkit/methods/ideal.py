@@ -9,11 +9,13 @@ takes k_i as the positive of q_i and the other positions as negatives. The fine-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from medkit.data.views import ViewConfig, make_views, warp_to_view
+from medkit.losses.chunked import dense_info_nce_chunked
 from medkit.losses.dense import dense_info_nce
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_conv
@@ -35,6 +37,7 @@ class IDEALConfig:
     momentum: float = 0.99
     temperature: float = 0.2
     crop_scale: tuple[float, float] = (0.3, 1.0)
+    chunk: int = 0  # > 0: linear-memory dense loss (large maps, e.g. full resolution on a GPU)
 
 
 class Dense(nn.Module):
@@ -71,8 +74,9 @@ class IDEAL(Method):
             k1, k2 = self.key(v.x1), self.key(v.x2)
             k2w, valid12 = warp_to_view(k2, v.theta1, v.theta2, margin=0.25)  # view 2's keys on view 1's grid
             k1w, valid21 = warp_to_view(k1, v.theta2, v.theta1, margin=0.25)
-        loss = 0.5 * (dense_info_nce(q1, k2w, valid12, self.cfg.temperature)
-                      + dense_info_nce(q2, k1w, valid21, self.cfg.temperature))
+        dense = dense_info_nce if self.cfg.chunk <= 0 else partial(dense_info_nce_chunked, chunk=self.cfg.chunk)
+        loss = 0.5 * (dense(q1, k2w, valid12, temperature=self.cfg.temperature)
+                      + dense(q2, k1w, valid21, temperature=self.cfg.temperature))
         return {"loss": loss, "dense": loss}
 
     def after_step(self) -> None:

@@ -35,6 +35,7 @@ class Pix2RepConfig:
     pixels: int = 1000
     temperature: float = 0.53
     barlow_lambda: float = 5e-3
+    chunk: int = 0  # > 0: linear-memory loss, chunk anchors at a time (large ``pixels``)
     rotate: float = 90.0
     crop_scale: tuple[float, float] = (0.33, 0.95)
 
@@ -60,7 +61,7 @@ class Pix2Rep(Method):
         f2 = self.projector(self.net.features(v.x2)["out"])
         f2w, valid = warp_to_view(f2, v.theta1, v.theta2)  # view 2 on view 1's grid, (B, H, W)
         if self.cfg.loss == "infonce":
-            loss = pixel_info_nce(f1, f2w, valid, g, self.cfg.pixels, self.cfg.temperature)
+            loss = pixel_info_nce(f1, f2w, valid, g, self.cfg.pixels, self.cfg.temperature, self.cfg.chunk)
             return {"loss": loss, "pixel_infonce": loss}
         idx = sample_valid_pixels(valid, self.cfg.pixels, g)
         d = f1.shape[1]
