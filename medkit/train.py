@@ -66,6 +66,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "ckpt_every", "log_every"):
             if getattr(self, name) < 1:
                 raise MedkitError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.val_every < 0:
+            raise MedkitError(f"val_every must be 0 (never) or positive, got {self.val_every}")
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise MedkitError(f"lr must be a positive number, got {self.lr}")
         if self.schedule not in ("cosine", "constant"):

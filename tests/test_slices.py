@@ -25,17 +25,17 @@ def test_slices_carry_metadata():
 
 def test_to_native_inverts_the_preprocessing():
     """A label map pushed through crop/pad + resize and back lands on the native grid."""
-    vols = make_phantom(1, seed=0, frames="ed", size=80)
-    for crop in (None, 64, 96):  # pad to square, crop smaller, crop larger than the image
-        s = make_slices(vols, LABELS, image_size=80 if crop is None else crop, crop=crop)
+    vols = make_phantom(1, seed=0, frames="ed", size=96)
+    for crop in (None, 64, 128):  # pad to square, crop smaller, crop larger than the image
+        s = make_slices(vols, LABELS, image_size=96 if crop is None else crop, crop=crop)
         imgs, labs = s.volume(0)
         logits = F.one_hot(labs, 4).permute(0, 3, 1, 2).float() * 10  # (S, 4, h, w)
         back = s.to_native(logits, 0).argmax(1).numpy()
         native = s.native_labels[0]
-        if crop is None or crop >= 80:
+        if crop is None or crop >= 96:
             np.testing.assert_array_equal(back, native)
         else:  # outside the crop everything is background
-            o = (80 - crop) // 2
+            o = (96 - crop) // 2
             np.testing.assert_array_equal(back[:, o:o + crop, o:o + crop], native[:, o:o + crop, o:o + crop])
             assert (back[:, :o] == 0).all()
 

@@ -148,7 +148,7 @@ def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: 
     Args:
         volumes: from :func:`~medkit.data.volumes.load_folder` or the phantom.
         label_names: {value: name}, background 0 included.
-        image_size: side h = w of the working grid (64-128 on a CPU, 192-256 on a GPU).
+        image_size: side h = w of the working grid, a multiple of 32 (64-128 on a CPU, 192-256 on a GPU).
         crop: side of a centred square crop in native pixels, or None (pad to square).
         n_partitions: partitions along the slice axis (Chaitanya et al. use 4).
 
@@ -160,8 +160,9 @@ def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: 
     """
     if not volumes:
         raise MedkitError("the data set is empty: no volume to slice")
-    if image_size < 16:
-        raise MedkitError(f"--image-size must be at least 16, got {image_size}")
+    if image_size < 32 or image_size % 32:
+        raise MedkitError(f"--image-size must be a multiple of 32 (the networks halve it 5 times), "
+                          f"got {image_size}")
     if n_partitions < 1:
         raise MedkitError(f"n_partitions must be at least 1, got {n_partitions}")
     if crop is not None and crop < 16:

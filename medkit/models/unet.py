@@ -68,6 +68,10 @@ class UNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder maps, finest first: [(B, c0, H/2, W/2), ..., (B, c_{L-1}, H/2**L, W/2**L)]."""
+        f = 2 ** len(self.encoder)
+        if x.shape[-1] % f or x.shape[-2] % f:
+            raise ValueError(f"UNet with {len(self.encoder)} levels needs H and W divisible by {f}, "
+                             f"got {tuple(x.shape[-2:])}")
         feats = []
         for block in self.encoder:
             x = block(x)
