@@ -99,6 +99,8 @@ def test_unknown_method_and_key_are_named():
         build_method("chaitanya", {"strategy": "GX"})
     with pytest.raises(MedkitError, match="expected float"):
         build_method("simclr", {"temperature": "warm"})
+    with pytest.raises(MedkitError, match="batch-size 8 is too small to whiten groups of 16"):
+        build_method("med_moco", {"whitening_groups": 16}).check_batch(8)
 
 
 def test_pool_holds_no_test_patient():

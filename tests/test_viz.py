@@ -48,3 +48,13 @@ def test_embedding_figures_and_cluster_scores():
     assert sa[24, 24] > 0.99 and sa.shape == (48, 48)
     assert isinstance(ve.similarity_figure(v.image[2], v.image[2], fmap, fmap, (24, 24)), Figure)
     assert ve.similarity_probe(v.image[2], v.image[2], fmap, fmap) is not None
+
+
+def test_training_figures():
+    from medkit.data.views import ViewConfig, make_views
+    from medkit.viz.training import loss_terms_figure, views_figure
+    x = torch.rand(2, 1, 32, 32)
+    v = make_views(x, ViewConfig(rotate=30), ViewConfig(rotate=30), torch.Generator().manual_seed(0))
+    assert isinstance(views_figure(x, v), Figure)
+    hist = [{"step": 1, "loss": 2.0, "global": 1.5}, {"step": 2, "loss": 1.0, "global": 0.8}, {"step": 2, "rankme_h": 3.0}]
+    assert isinstance(loss_terms_figure(hist), Figure)

@@ -84,6 +84,9 @@ class Method(nn.Module):
         """True when batches must hold m volumes x one slice per partition (Chaitanya's G^D)."""
         return False
 
+    def check_batch(self, batch_size: int) -> None:
+        """Raise :class:`MedkitError` when the method cannot train with this batch size."""
+
     def after_step(self) -> None:
         """Called after every optimiser step (momentum updates)."""
 

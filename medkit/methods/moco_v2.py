@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from medkit.data.views import ViewConfig, make_views
+from medkit.errors import MedkitError
 from medkit.losses.infonce import moco_info_nce
 from medkit.losses.local import medmoco_local
 from medkit.methods.base import Batch, Method, unet
@@ -32,7 +33,8 @@ class MoCoConfig:
     0.999, temperature 0.2, SGD lr 0.03, batch 128, crop scale (0.2, 1); local loss weight 0.5
     on 20 regions; ZCA whitening before the projector.
     CPU demo default: the kit's U-Net, projector 256-256-128, queue 4096, momentum 0.99 (short
-    schedules), temperature 0.2.
+    schedules), temperature 0.2, whitening in 32 groups of 8 channels (small CPU batches; a GPU
+    batch of 128 affords groups of 64 or more).
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -49,11 +51,13 @@ class MoCoConfig:
     region_size: float = 0.15
     zca: bool = False
     whitening: str = "zca"  # "zca" (eigendecomposition) or "iternorm"
-    whitening_groups: int = 8
+    whitening_groups: int = 32  # 256 / 32 = 8 channels per group: needs a batch above 8
 
     def __post_init__(self) -> None:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.zca and self.channels[-1] % self.whitening_groups:
+            raise ValueError(f"whitening_groups {self.whitening_groups} must divide {self.channels[-1]} channels")
         if self.whitening not in ("zca", "iternorm"):
             raise ValueError(f"whitening must be 'zca' or 'iternorm', got {self.whitening!r}")
 
@@ -110,6 +114,12 @@ class MoCo(Method):
             loss = loss + self.cfg.local_weight * loc
         out["loss"] = loss
         return out
+
+    def check_batch(self, batch_size: int) -> None:
+        group = self.cfg.channels[-1] // self.cfg.whitening_groups
+        if self.cfg.zca and batch_size <= group:
+            raise MedkitError(f"--batch-size {batch_size} is too small to whiten groups of {group} channels: "
+                              f"use a batch above {group} or raise whitening_groups")
 
     def after_step(self) -> None:
         ema_update(self.query, self.key, self.cfg.momentum)

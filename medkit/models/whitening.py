@@ -12,7 +12,8 @@ trace-normalised covariance Sigma_N, which avoids the eigendecomposition (and it
 gradients when eigenvalues are close).
 
 Whitening needs more samples than dimensions: use ``groups`` (whiten D / G channels at a time)
-when the batch is small, as both papers' code does.
+when the batch is small, as IterNorm's and decorrelated batch norm's code does; a batch no larger
+than the group size is refused.
 """
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ class Whitening(nn.Module):
         g = cov.shape[-1]
         cov = cov + self.eps * torch.eye(g, device=cov.device, dtype=cov.dtype)
         if self.method == "zca":
-            lam, u = torch.linalg.eigh(cov)  # (G, g), (G, g, g)
-            return u @ torch.diag_embed(lam.clamp(min=self.eps).rsqrt()) @ u.transpose(1, 2)
+            # float64: the eigendecomposition's gradient has 1 / (lambda_i - lambda_j) terms
+            lam, u = torch.linalg.eigh(cov.double())  # (G, g), (G, g, g)
+            w = u @ torch.diag_embed(lam.clamp(min=self.eps).rsqrt()) @ u.transpose(1, 2)
+            return w.to(cov.dtype)
         trace = cov.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]  # (G, 1, 1)
         cov_n = cov / trace
         p = torch.eye(g, device=cov.device, dtype=cov.dtype).expand_as(cov)
@@ -70,8 +73,10 @@ class Whitening(nn.Module):
         n = x.shape[0]
         xg = x.view(n, self.groups, -1).transpose(0, 1).float()  # (G, N, g)
         if self.training:
-            if n < 2:
-                raise ValueError("Whitening: training needs at least 2 samples per batch")
+            if n <= self.dim // self.groups:
+                raise ValueError(f"Whitening: a batch of {n} cannot whiten groups of {self.dim // self.groups} "
+                                 f"channels (the covariance would be singular); use a batch larger than "
+                                 f"the group size, or more groups")
             mean = xg.mean(1)  # (G, g)
             xc = xg - mean[:, None]
             cov = xc.transpose(1, 2) @ xc / (n - 1)  # (G, g, g)
