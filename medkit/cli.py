@@ -116,6 +116,15 @@ def _diagnose(a: argparse.Namespace) -> int:
     return 0
 
 
+def _study(a: argparse.Namespace) -> int:
+    from medkit.study import run_study
+    table = run_study(a.file, root=a.root, workers=a.workers)
+    print(table.to_string(index=False))
+    failed = int((table["status"] == "failed").sum())
+    print(f"{len(table)} run(s), {failed} failed; summary in {a.root}/<study>/summary.csv")
+    return 1 if failed else 0
+
+
 def _int(opt: str, text: str) -> int:
     try:
         return int(text)
@@ -179,6 +188,11 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
     ev.add_argument("--split", default="auto", choices=["auto", "acdc", "random"], help="split protocol")
     ev.set_defaults(func=_evaluate)
+    st = sub.add_parser("study", help="run notebooks over a parameter grid with papermill")
+    st.add_argument("file", help="a study YAML, e.g. papermill_runs/studies/demo.yaml")
+    st.add_argument("--workers", type=int, default=1, help="runs in parallel")
+    st.add_argument("--root", default="papermill_runs", help="where the study's run folders go")
+    st.set_defaults(func=_study)
     dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
     dg.add_argument("--checkpoint", required=True, help="a finished pretraining run folder")
     dg.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
