@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # The main job on the built-in phantom: the supervised few-label baseline, Med-MoCo pretraining,
-# its linear-probe evaluation and collapse diagnosis, then the data tour. Rerunning continues
+# its linear-probe evaluation and collapse diagnosis, then the demo study (every notebook). Rerunning continues
 # (--resume) and never overwrites finished results.
 DEMO := papermill_runs/demo
 SMALL := --data phantom --image-size 64 --val-every 100 --quiet
@@ -28,11 +28,9 @@ demo: $(STAMP)
 		--labelled 1,2,8 --steps 400 --out $(DEMO)/linear_med_moco --resume
 	test -f $(DEMO)/diagnose_med_moco/diagnostics.json || MPLBACKEND=Agg $(PY) -m medkit diagnose \
 		--checkpoint $(DEMO)/pretrain_med_moco --data phantom --out $(DEMO)/diagnose_med_moco
-	mkdir -p $(DEMO)/00_data_tour
-	MEDKIT_NO_WIDGETS=1 $(PY) -m papermill -k python3 --log-level WARNING notebooks/00_data_tour.ipynb \
-		$(DEMO)/00_data_tour/00_data_tour.ipynb -p RUN_DIR $(DEMO)/00_data_tour
+	MPLBACKEND=Agg $(PY) -m medkit study papermill_runs/studies/demo.yaml
 	@echo "demo done. Look at: $(DEMO)/supervised/metrics.json, $(DEMO)/linear_med_moco/metrics.json,"
-	@echo "  $(DEMO)/diagnose_med_moco/ (diagnostics.json, figures/) and $(DEMO)/00_data_tour/figures/"
+	@echo "  $(DEMO)/diagnose_med_moco/ (diagnostics.json, figures/) and each notebook's folder in $(DEMO)/"
 
 # Unit tests and every notebook (nbval-lax: each cell must run; notebooks assert what they teach).
 test: $(STAMP)
