@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from medkit.baseline import run_few_label
 from medkit.eval.probes import PROTOCOLS, segmentation_model
 from medkit.errors import MedkitError
 from medkit.pretrain import load_pretrained
-from medkit.runs import read_json
+from medkit.runs import load_checkpoint, read_json
 from medkit.train import TrainConfig
 
 
@@ -33,3 +35,23 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
     return run_few_label(data, labelled, out, cfg, lambda n: segmentation_model(net, n, eval_protocol),
                          {"command": "evaluate", "eval_protocol": eval_protocol, **source}, **kwargs)
+
+
+def load_few_label_model(run_dir: str | Path, sub: str, n_classes: int) -> torch.nn.Module:
+    """The trained network of one few-label training (``sub``, e.g. ``"k1_c1"``) of a run folder
+    written by ``supervised`` or ``evaluate``."""
+    run = Path(run_dir)
+    params = read_json(run / "params.json")
+    path = run / sub / "model.pt"
+    if not path.exists():
+        raise MedkitError(f"{path}: no finished model")
+    if params.get("command") == "supervised":
+        from medkit.models import build_model
+        net = build_model(params["model"], n_classes)
+    else:
+        channels = (16, 32, 64, 128, 256)
+        if params.get("checkpoint") not in (None, "random"):
+            channels = tuple(read_json(Path(params["checkpoint"]) / "params.json")["config"]["channels"])
+        net = segmentation_model(None, n_classes, params["eval_protocol"], channels)
+    net.load_state_dict(load_checkpoint(path)["model"])
+    return net.eval()

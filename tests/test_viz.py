@@ -58,3 +58,16 @@ def test_training_figures():
     assert isinstance(views_figure(x, v), Figure)
     hist = [{"step": 1, "loss": 2.0, "global": 1.5}, {"step": 2, "loss": 1.0, "global": 0.8}, {"step": 2, "rankme_h": 3.0}]
     assert isinstance(loss_terms_figure(hist), Figure)
+
+
+def test_result_figures():
+    import pandas as pd
+
+    from medkit.data.phantom import LABELS, make_phantom
+    from medkit.data.slices import make_slices
+    from medkit.models.unet import UNet
+    from medkit.viz.results import dice_plot, prediction_figure
+    t = pd.DataFrame({"k": ["1", "1", "2", "2"], "dice_mean": [0.5, 0.6, 0.7, 0.8], "setting": ["a", "b", "a", "b"]})
+    assert isinstance(dice_plot(t), Figure)
+    s = make_slices(make_phantom(1, frames="ed"), LABELS, image_size=32)
+    assert isinstance(prediction_figure({"net": UNet(1, 4, (8, 16, 32))}, s), Figure)

@@ -2,7 +2,8 @@
 
 * ``linear``: the pretrained U-Net is frozen (BatchNorm in evaluation mode too) and only a 1x1
   convolution is trained, over the concatenation of every encoder and decoder map upsampled to
-  half the input resolution (a hypercolumn); logits are upsampled bilinearly to the input. Dense
+  half the input resolution (a hypercolumn), each channel standardised (BatchNorm without affine
+  parameters); logits are upsampled bilinearly to the input. Dense
   SSL papers probe with a 1x1 conv on the last map (Pix2Rep); the hypercolumn gives encoder-only
   methods (SimCLR, MoCo, Chaitanya's global stage, IDEAL) a fair readout of what they learnt.
 * ``finetune``: the pretrained U-Net plus a fresh 1x1 segmentation head, everything trained.
@@ -36,6 +37,10 @@ class LinearProbe(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         chans = sum(net.channels) + sum(net.channels[:-1]) + net.channels[0]  # enc + dec + out
+        # maps of different depths differ in scale by orders of magnitude (a random network's
+        # above all): standardise each channel (BatchNorm without affine parameters, which is
+        # still a linear map at evaluation) before the 1x1 conv, as MAE's linear probe does
+        self.norm = nn.BatchNorm2d(chans, affine=False)
         self.head = nn.Conv2d(chans, n_classes, kernel_size=1)
 
     def train(self, mode: bool = True) -> LinearProbe:
@@ -50,7 +55,7 @@ class LinearProbe(nn.Module):
         size = (h // 2, w // 2)
         cols = [F.interpolate(m, size=size, mode="bilinear", align_corners=False) if m.shape[-2:] != size
                 else m for m in maps.values()]
-        logits = self.head(torch.cat(cols, dim=1))  # (B, n_classes, H/2, W/2)
+        logits = self.head(self.norm(torch.cat(cols, dim=1)))  # (B, n_classes, H/2, W/2)
         return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
 
 

@@ -1,0 +1,44 @@
+"""Figures of few-label results: Dice per label budget and protocol, predictions beside the truth."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from medkit.data.slices import SliceSet
+from medkit.viz.volumes import overlay
+
+
+def dice_plot(table: pd.DataFrame, hue: str = "setting") -> Figure:
+    """Mean Dice per test volume against the label budget k, one colour per ``hue`` value; the
+    bars are means and the error bars the spread (std) over test volumes and combinations."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.barplot(data=table, x="k", y="dice_mean", hue=hue, errorbar="sd", ax=ax)
+    ax.set_xlabel("labelled volumes k")
+    ax.set_ylabel("3D Dice (mean of classes)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def prediction_figure(models: dict[str, nn.Module], data: SliceSet, case: int = 0, n_slices: int = 3) -> Figure:
+    """Rows: slices of one test volume; columns: the truth, then each model's prediction."""
+    imgs, labs = data.volume(case)
+    picks = torch.linspace(0, len(imgs) - 1, n_slices + 2).round().long()[1:-1]
+    fig, axes = plt.subplots(n_slices, 1 + len(models), figsize=(2.6 * (1 + len(models)), 2.6 * n_slices),
+                             squeeze=False)
+    for r, s in enumerate(picks.tolist()):
+        overlay(axes[r, 0], imgs[s, 0].numpy(), labs[s].numpy(), data.n_classes,
+                title="truth" if r == 0 else None)
+        for c, (name, model) in enumerate(models.items(), start=1):
+            model.eval()
+            dev = next(model.parameters()).device
+            pred = model(imgs[s:s + 1].to(dev)).argmax(1)[0].cpu().numpy()
+            overlay(axes[r, c], imgs[s, 0].numpy(), pred, data.n_classes, title=name if r == 0 else None)
+    fig.tight_layout()
+    return fig
