@@ -1,4 +1,4 @@
-"""Command line: ``python -m medkit {phantom,data-check,supervised,pretrain,evaluate,diagnose,study} ...`` (``--help`` on each)."""
+"""Command line: ``python -m medkit {phantom,data-check,supervised,pretrain,evaluate,diagnose,study,bench} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import sys

@@ -125,6 +125,17 @@ def _study(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _bench(a: argparse.Namespace) -> int:
+    from medkit.bench import machine, run_bench
+    print("machine:", machine())
+    sizes = tuple(_int("--sizes", t) for t in a.sizes.split(","))
+    methods = tuple(a.methods.split(",")) if a.methods != "all" else None
+    kwargs = {"methods": methods} if methods else {}
+    run_bench(a.out, sizes=sizes, batch=a.batch_size, **kwargs)
+    print(f"written {a.out}.json and {a.out}.md")
+    return 0
+
+
 def _int(opt: str, text: str) -> int:
     try:
         return int(text)
@@ -193,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs in parallel")
     st.add_argument("--root", default="papermill_runs", help="where the study's run folders go")
     st.set_defaults(func=_study)
+    bn = sub.add_parser("bench", help="throughput, overhead, memory and data-pipeline rate per method")
+    bn.add_argument("--out", default="bench/results", help="path stem of the JSON and markdown outputs")
+    bn.add_argument("--sizes", default="64", help="comma-separated image sizes")
+    bn.add_argument("--methods", default="all", help="comma-separated method names, or all")
+    bn.add_argument("--batch-size", type=int, default=16)
+    bn.set_defaults(func=_bench)
     dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
     dg.add_argument("--checkpoint", required=True, help="a finished pretraining run folder")
     dg.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
