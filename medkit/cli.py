@@ -106,12 +106,14 @@ def _diagnose(a: argparse.Namespace) -> int:
     import json
 
     from medkit.diagnose import diagnose
-    r = diagnose(a.checkpoint, a.data, a.out, max_n=a.max_n, device=a.device)
-    for key in ("h", "z", "pixels"):
-        if key in r:
-            print(f"{key:>6}: RankMe {r[key]['rankme']:.1f} / {r[key]['d']}, covariance rank "
-                  f"{r[key]['erank_cov']:.1f}, collapsed {r[key]['collapsed_fraction']:.0%}")
-    print(json.dumps({k: v for k, v in r.items() if k in ("clusters",) or k.startswith("alignment")}))
+    out = diagnose(a.checkpoint, a.data, a.out, max_n=a.max_n, device=a.device)
+    for name, r in (out["runs"] if "runs" in out else {"": out}).items():
+        print(name)
+        for key in ("h", "z", "pixels"):
+            if key in r:
+                print(f"{key:>8}: RankMe {r[key]['rankme']:.1f} / {r[key]['d']}, covariance rank "
+                      f"{r[key]['erank_cov']:.1f}, collapsed {r[key]['collapsed_fraction']:.0%}")
+        print(json.dumps({k: v for k, v in r.items() if k in ("clusters",) or k.startswith("alignment")}))
     print(f"measures in {a.out}/diagnostics.json, figures in {a.out}/figures/")
     return 0
 
@@ -211,7 +213,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--batch-size", type=int, default=16)
     bn.set_defaults(func=_bench)
     dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
-    dg.add_argument("--checkpoint", required=True, help="a finished pretraining run folder")
+    dg.add_argument("--checkpoint", required=True, action="append",
+                    help="a finished pretraining run folder (repeat to compare runs in one figure)")
     dg.add_argument("--data", required=True, help="'phantom' or a Decathlon folder")
     dg.add_argument("--out", required=True, help="output folder (never overwritten)")
     dg.add_argument("--max-n", type=int, default=2048, help="slices embedded (N well above D)")

@@ -19,6 +19,7 @@ from medkit.datasets import load_dataset  # noqa: E402
 from medkit.diagnostics import (alignment, collapsed_fraction, correlation_matrix, dead_fraction,  # noqa: E402
                                 effective_rank_cov, normalized_std, rankme, spectrum, uniformity)
 from medkit.diagnostics.extract import dense_embeddings, global_embeddings  # noqa: E402
+from medkit.errors import MedkitError  # noqa: E402
 from medkit.pretrain import load_pretrained  # noqa: E402
 from medkit.runs import open_run, read_json, save_figure, write_json  # noqa: E402
 from medkit.train import pick_device  # noqa: E402
@@ -33,12 +34,42 @@ def measures(z: torch.Tensor) -> dict[str, float]:
             "normalized_std": normalized_std(z), "uniformity": uniformity(z[:2000])}
 
 
-def diagnose(checkpoint: str | Path, data: str, out: str | Path, max_n: int = 2048, device: str = "auto") -> dict:
-    """Measure and plot the embeddings of a finished pretraining run on ``data``."""
+def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: int = 2048,
+             device: str = "auto") -> dict:
+    """Measure and plot one or several finished pretraining runs on ``data``.
+
+    One run writes into ``out``; several write each into ``out/<run name>/`` and add the spectra
+    of all of them in one figure per embedding (``out/figures/spectra_h.png``, ``spectra_z.png``)
+    and a table (``out/summary.json``).
+    """
+    cks = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    names = [Path(c).name for c in cks]
+    if len(set(names)) != len(names):
+        raise MedkitError(f"--checkpoint folders must have distinct names, got {', '.join(names)}")
+    run = open_run(out, {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks],
+                         "data": str(data), "max_n": max_n})
+    if len(cks) == 1:
+        return _diagnose_one(cks[0], data, run, max_n, device)[0]
+    results, spectra = {}, {"h": {}, "z": {}}
+    for ck, name in zip(cks, names):
+        results[name], sp = _diagnose_one(ck, data, run / name, max_n, device)
+        for key in spectra:
+            if key in sp:
+                spectra[key][name] = sp[key]
+    for key, sp in spectra.items():
+        if sp:
+            save_figure(vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance"), run, f"spectra_{key}")
+    summary = {name: {f"{k}_{m}": r[k][m] for k in ("h", "z") if k in r for m in ("rankme", "erank_cov",
+               "collapsed_fraction")} for name, r in results.items()}
+    write_json(run / "summary.json", {"effective_rank": next(iter(results.values()))["effective_rank"], "runs": summary})
+    return {"runs": results, "summary": summary}
+
+
+def _diagnose_one(checkpoint: str | Path, data: str, run: Path, max_n: int, device: str) -> tuple[dict, dict]:
+    """Measures and figures of one pretraining run into folder ``run``."""
     method = load_pretrained(checkpoint)
     pre = read_json(Path(checkpoint) / "params.json")
-    run = open_run(out, {"command": "diagnose", "checkpoint": str(Path(checkpoint).resolve()), "data": str(data),
-                         "max_n": max_n})
+    run.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     ds = load_dataset(data, image_size=pre["image_size"], crop=pre["crop"], frames=pre["frames"], seed=pre["seed"])
     s = ds.slices
@@ -80,4 +111,4 @@ def diagnose(checkpoint: str | Path, data: str, out: str | Path, max_n: int = 20
     for name, fig in figs.items():
         save_figure(fig, run, name)
     write_json(run / "diagnostics.json", result)
-    return result
+    return result, spectra

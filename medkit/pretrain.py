@@ -53,17 +53,22 @@ def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured
     return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
 
 
-def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device) -> dict[str, float]:
-    """RankMe and covariance effective rank of the embeddings of a fixed probe batch."""
+def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
+                     max_pixels: int = 4096) -> dict[str, float]:
+    """RankMe and covariance effective rank of the embeddings of a fixed probe batch: global
+    ones (h, z) and, for dense methods, a fixed sample of pixel embeddings of their maps."""
     method.eval()
     with torch.no_grad():
         emb = method.embed(probe.to(device))
     out = {}
-    for key in ("h", "z"):
-        if key in emb:
-            e = emb[key].float().cpu()
-            out[f"rankme_{key}"] = rankme(e)
-            out[f"erank_cov_{key}"] = effective_rank_cov(e)
+    g = torch.Generator().manual_seed(0)
+    for key, e in emb.items():
+        e = e.float().cpu()
+        if e.ndim == 4:  # (B, C, H, W) -> a fixed sample of pixel embeddings (N, C)
+            flat = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
+            e = flat[torch.randperm(len(flat), generator=g)[:max_pixels]]
+        out[f"rankme_{key}"] = rankme(e)
+        out[f"erank_cov_{key}"] = effective_rank_cov(e)
     return out
 
 

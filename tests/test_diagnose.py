@@ -19,3 +19,15 @@ def test_diagnose_writes_measures_and_figures(tmp_path, capsys):
     assert "RankMe" in capsys.readouterr().out
     # never overwrites
     assert main(["diagnose", "--checkpoint", str(tmp_path / "p"), "--out", str(tmp_path / "d"), *common[:2]]) == 2
+
+
+def test_diagnose_compares_runs(tmp_path):
+    common = ["--data", "phantom", "--image-size", "32", "--steps", "2", "--val-every", "1", "--quiet"]
+    for m in ("moco_v2", "simclr"):
+        assert main(["pretrain", "--method", m, "--set", "channels=8,16,32,64", "--out", str(tmp_path / m), *common]
+                    + (["--set", "queue=32"] if m == "moco_v2" else [])) == 0
+    assert main(["diagnose", "--checkpoint", str(tmp_path / "moco_v2"), "--checkpoint", str(tmp_path / "simclr"),
+                 "--data", "phantom", "--out", str(tmp_path / "d")]) == 0
+    s = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert set(s["runs"]) == {"moco_v2", "simclr"} and "h_rankme" in s["runs"]["simclr"]
+    assert (tmp_path / "d" / "figures" / "spectra_h.png").exists() and (tmp_path / "d" / "simclr" / "diagnostics.json").exists()

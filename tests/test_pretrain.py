@@ -52,6 +52,8 @@ def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
     losses = [e["loss"] for e in hist if "loss" in e]
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
     assert any("rankme_h" in e for e in hist)  # the collapse monitor ran
+    if name in ("pix2rep", "ideal"):  # dense methods: pixel embeddings are monitored too
+        assert any("rankme_z_pixels" in e for e in hist)
     m = load_pretrained(run)
     assert type(m) is METHODS[name][0]
 

@@ -81,3 +81,8 @@ class IDEAL(Method):
 
     def after_step(self) -> None:
         ema_update(self.query, self.key, self.cfg.momentum)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """h (pooled bottleneck) and the dense projections z_pixels (B, D, h, w)."""
+        return {"h": self.net.encode(x)[-1].mean((2, 3)), "z_pixels": self.query(x)}
