@@ -114,7 +114,8 @@ def _diagnose(a: argparse.Namespace) -> int:
                 print(f"{key:>8}: RankMe {r[key]['rankme']:.1f} / {r[key]['d']}, covariance rank "
                       f"{r[key]['erank_cov']:.1f}, collapsed {r[key]['collapsed_fraction']:.0%}")
         print(json.dumps({k: v for k, v in r.items() if k in ("clusters",) or k.startswith("alignment")}))
-    print(f"measures in {a.out}/diagnostics.json, figures in {a.out}/figures/")
+    where = "summary.json and <run>/diagnostics.json" if len(a.checkpoint) > 1 else "diagnostics.json"
+    print(f"measures in {a.out}/{where}, figures in {a.out}/figures/")
     return 0
 
 

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from medkit.data.views import make_views  # noqa: E402
@@ -58,7 +59,9 @@ def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: 
                 spectra[key][name] = sp[key]
     for key, sp in spectra.items():
         if sp:
-            save_figure(vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance"), run, f"spectra_{key}")
+            fig = vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance")
+            save_figure(fig, run, f"spectra_{key}")
+            plt.close(fig)
     summary = {name: {f"{k}_{m}": r[k][m] for k in ("h", "z") if k in r for m in ("rankme", "erank_cov",
                "collapsed_fraction")} for name, r in results.items()}
     write_json(run / "summary.json", {"effective_rank": next(iter(results.values()))["effective_rank"], "runs": summary})
@@ -110,5 +113,6 @@ def _diagnose_one(checkpoint: str | Path, data: str, run: Path, max_n: int, devi
         figs["pixel_scatter"] = ve.scatter_2d(pix, pix_lab, s.label_names)
     for name, fig in figs.items():
         save_figure(fig, run, name)
+        plt.close(fig)
     write_json(run / "diagnostics.json", result)
     return result, spectra
