@@ -21,7 +21,7 @@ import torch
 
 from medkit.data.slices import SliceSet
 from medkit.datasets import load_dataset
-from medkit.diagnostics import effective_rank_cov, rankme
+from medkit.diagnostics import collapsed_fraction, effective_rank_cov, rankme
 from medkit.errors import MedkitError
 from medkit.methods import build_method, method_config
 from medkit.methods.base import Batch, Method
@@ -55,7 +55,8 @@ def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured
 
 def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
                      max_pixels: int = 4096) -> dict[str, float]:
-    """RankMe and covariance effective rank of the embeddings of a fixed probe batch: global
+    """RankMe, covariance effective rank and share of collapsed dimensions (a summary of the
+    spectrum) of the embeddings of a fixed probe batch: global
     ones (h, z) and, for dense methods, a fixed sample of pixel embeddings of their maps."""
     method.eval()
     with torch.no_grad():
@@ -69,6 +70,7 @@ def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
             e = flat[torch.randperm(len(flat), generator=g)[:max_pixels]]
         out[f"rankme_{key}"] = rankme(e)
         out[f"erank_cov_{key}"] = effective_rank_cov(e)
+        out[f"collapsed_{key}"] = collapsed_fraction(e)
     return out
 
 

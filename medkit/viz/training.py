@@ -43,7 +43,7 @@ def views_figure(source: torch.Tensor, views: Views, n_points: int = 12, n_show:
 
 def loss_terms_figure(history: list[dict], skip: tuple[str, ...] = ("step", "lr")) -> Figure:
     """Every loss term recorded in a run history against the step."""
-    keys = sorted({k for e in history for k in e if k not in skip and not k.startswith(("rankme", "erank", "val_"))})
+    keys = sorted({k for e in history for k in e if k not in skip and not k.startswith(("rankme", "erank", "collapsed", "val_"))})
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for k in keys:
         pts = [(e["step"], e[k]) for e in history if k in e]
