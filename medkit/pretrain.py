@@ -96,12 +96,12 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     pool = ds.part("pool")  # no labels: the pretraining data path has none to read
     if len(pool) == 0:
         raise MedkitError(f"--data {data}: the pretraining pool is empty")
-    build_method(method, overrides).check_batch(cfg.batch_size)  # before anything is written
+    seed_everything(cfg.seed)
+    m = build_method(method, overrides)
+    m.check_batch(cfg.batch_size)  # before anything is written
     run = open_run(out, params, resume=resume)
     if (run / "model.pt").exists():
         return run
-    seed_everything(cfg.seed)
-    m = build_method(method, overrides)
     device = pick_device(cfg.device)
     n_part = int(pool.partition.max()) + 1
     probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from medkit.data.augment import AugmentConfig, augment_segmentation
 from medkit.data.slices import SliceSet
 from medkit.errors import MedkitError
+from medkit.eval.predict import mean_dice
 from medkit.runs import load_checkpoint, save_checkpoint, write_json
 
 
@@ -260,11 +261,6 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
         y = y.to(device, non_blocking=True)
         return {"loss": loss_fn(model(x), y[:, None])}
 
-    def validate() -> float:
-        from medkit.eval.predict import evaluate
-        rows = evaluate(model, val, device, hd95=False)
-        return float(np.mean([r["dice_mean"] for r in rows]))
-
     return train_loop(model, step, cfg, Path(run_dir), params=params,
-                      validate=validate if val is not None and cfg.val_every else None,
+                      validate=(lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None,
                       stop_after=stop_after, progress=progress, desc=Path(run_dir).name)

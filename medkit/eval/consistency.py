@@ -17,7 +17,9 @@ from torch import nn
 
 from medkit.data.augment import AugmentConfig, augment_segmentation, intensity
 from medkit.data.slices import SliceSet
+from medkit.eval.predict import mean_dice
 from medkit.losses.consistency import cross_consistency
+from medkit.models.heads import segmentation_head
 from medkit.models.unet import UNet, conv_block
 from medkit.train import TrainConfig, pick_device, train_loop
 
@@ -29,7 +31,7 @@ class BilinearDecoder(nn.Module):
         super().__init__()
         self.reduce = nn.ModuleList([nn.Conv2d(cd, cs, 1) for cd, cs in zip(channels[:0:-1], channels[-2::-1])])
         self.blocks = nn.ModuleList([conv_block(2 * cs, cs) for cs in channels[-2::-1]])
-        self.head = nn.Conv2d(channels[0], n_classes, 1)
+        self.head = segmentation_head(channels[0], n_classes)
 
     def forward(self, enc: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         x = enc[-1]
@@ -89,9 +91,6 @@ def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: Sli
         ramp = min(1.0, i / max(1.0, 0.2 * cfg.steps))
         return {"loss": sup + weight * ramp * cons, "supervised": sup, "consistency": cons}
 
-    def validate() -> float:
-        from medkit.eval.predict import evaluate
-        return float(sum(r["dice_mean"] for r in evaluate(model, val, device, hd95=False)) / len(val.cases))
-
-    return train_loop(model, step, cfg, Path(run_dir), validate=validate if val is not None and cfg.val_every else None,
+    return train_loop(model, step, cfg, Path(run_dir),
+                      validate=(lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None,
                       progress=progress, desc=Path(run_dir).name)

@@ -20,6 +20,11 @@ def predict_case(model: nn.Module, data: SliceSet, case: int, device: torch.devi
     return data.to_native(logits, case).argmax(1).numpy().astype(np.uint8)  # (S, H, W)
 
 
+def mean_dice(model: nn.Module, data: SliceSet, device: torch.device | str = "cpu") -> float:
+    """Mean over cases of the class-mean 3D Dice: the validation score of model selection."""
+    return float(np.mean([r["dice_mean"] for r in evaluate(model, data, device, hd95=False)]))
+
+
 def evaluate(model: nn.Module, data: SliceSet, device: torch.device | str = "cpu",
              hd95: bool = True) -> list[dict]:
     """Score every case of ``data``: one row per case with Dice (and HD95) per class.

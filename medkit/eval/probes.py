@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medkit.errors import MedkitError
+from medkit.models.heads import segmentation_head
 from medkit.models.unet import UNet
 
 PROTOCOLS = ("linear", "finetune", "consistency")
@@ -41,7 +42,7 @@ class LinearProbe(nn.Module):
         # above all): standardise each channel (BatchNorm without affine parameters, which is
         # still a linear map at evaluation) before the 1x1 conv, as MAE's linear probe does
         self.norm = nn.BatchNorm2d(chans, affine=False)
-        self.head = nn.Conv2d(chans, n_classes, kernel_size=1)
+        self.head = segmentation_head(chans, n_classes)
 
     def train(self, mode: bool = True) -> LinearProbe:
         super().train(mode)

@@ -93,7 +93,12 @@ class Method(nn.Module):
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def h(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone embedding h: global average of the U-Net's bottleneck map, (B, C)."""
+        return self.net.encode(x)[-1].mean((2, 3))
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Backbone embedding h: global average of the bottleneck map (B, C)."""
-        return {"h": self.net.encode(x)[-1].mean((2, 3))}
+        """h, and z = projector(h) for methods whose projector acts on h (dense methods override)."""
+        h = self.h(x)
+        return {"h": h, "z": self.projector(h)} if hasattr(self, "projector") else {"h": h}

@@ -71,8 +71,7 @@ class Chaitanya(Method):
         if self.cfg.local and step >= self.cfg.global_steps:
             return self._local(batch, g)
         v = make_views(batch.images, *self.views, g)
-        h1 = self.net.encode(v.x1)[-1].mean((2, 3))  # (B, C)
-        h2 = self.net.encode(v.x2)[-1].mean((2, 3))
+        h1, h2 = self.h(v.x1), self.h(v.x2)  # (B, C)
         g_loss = partition_contrastive(self.projector(h1), self.projector(h2), batch.partition,
                                        batch.volume, self.cfg.strategy, self.cfg.temperature)
         return {"loss": g_loss, "global": g_loss}
@@ -89,8 +88,3 @@ class Chaitanya(Method):
                                  self.cfg.temperature, batch.partition if ld else None,
                                  batch.volume if ld else None)
         return {"loss": l_loss, "local": l_loss}
-
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.net.encode(x)[-1].mean((2, 3))
-        return {"h": h, "z": self.projector(h)}

@@ -85,4 +85,5 @@ class IDEAL(Method):
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """h (pooled bottleneck) and the dense projections z_pixels (B, D, h, w)."""
-        return {"h": self.net.encode(x)[-1].mean((2, 3)), "z_pixels": self.query(x)}
+        enc = self.net.encode(x)
+        return {"h": enc[-1].mean((2, 3)), "z_pixels": self.query.head(enc[self.query.level])}

@@ -72,5 +72,7 @@ class Pix2Rep(Method):
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.net.features(x)["out"]  # (B, C, H, W)
-        return {"h": self.net.encode(x)[-1].mean((2, 3)), "pixels": out, "z_pixels": self.projector(out)}
+        f = self.net.features(x)
+        out = f["out"]  # (B, C, H, W)
+        h = f[f"enc{len(self.net.encoder) - 1}"].mean((2, 3))
+        return {"h": h, "pixels": out, "z_pixels": self.projector(out)}

@@ -42,11 +42,5 @@ class SimCLR(Method):
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)
-        h1 = self.net.encode(v.x1)[-1].mean((2, 3))  # (B, C)
-        h2 = self.net.encode(v.x2)[-1].mean((2, 3))
+        h1, h2 = self.h(v.x1), self.h(v.x2)  # (B, C)
         return {"loss": nt_xent(self.projector(h1), self.projector(h2), self.cfg.temperature)}
-
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.net.encode(x)[-1].mean((2, 3))
-        return {"h": h, "z": self.projector(h)}

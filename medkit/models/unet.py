@@ -19,6 +19,8 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
+from medkit.models.heads import segmentation_head
+
 
 def conv_block(cin: int, cout: int, stride: int = 1) -> Convolution:
     """conv3x3 (stride) -> BatchNorm -> ReLU."""
@@ -59,7 +61,7 @@ class UNet(nn.Module):
             self.decoder.append(conv_block(2 * cskip, cskip))
         # bilinear, not a transposed conv: a full-resolution conv would cost ~40 % of a CPU step
         self.final = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.head = nn.Conv2d(channels[0], out_channels, 1) if out_channels > 0 else nn.Identity()
+        self.head = segmentation_head(channels[0], out_channels) if out_channels > 0 else nn.Identity()
 
     @property
     def feature_channels(self) -> int:
