@@ -2,20 +2,22 @@
 
 Per method and image size: training-step throughput (images/s), the ratio of a method's step
 to the backbone's own forward + backward over the same two views (the overhead of views, heads
-and loss), peak memory of a step (resident set of a fresh process), and the data pipeline's rate
+and loss), peak memory of a step (bytes held by torch's allocator), and the data pipeline's rate
 (slices/s through batch sampling and the method's two-view augmentation) against the rate the
 step consumes them. Also the dense losses: naive against chunked, memory and time, for 32 x 32,
 64 x 64 and 128 x 128 maps. Writes JSON and a markdown table and prints the machine.
 
-Timings are medians over repeated steps after a warm-up; memory is measured in a subprocess per
-case so that one case's allocations do not hide another's.
+Timings are medians over repeated steps after a warm-up. Memory is the peak of what torch's
+allocator holds during the measured call above what it held before: on CUDA from
+``torch.cuda.max_memory_allocated``; on the CPU from the profiler's allocation records (every op's
+allocations and frees, in time order). Unlike the process's resident set this counts exactly the
+tensors a step creates, so small cases are not hidden under the interpreter's import-time peak.
 """
 from __future__ import annotations
 
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,51 +82,67 @@ def bench_method(name: str, size: int = 64, batch: int = 16, repeats: int = 5) -
         make_views(pool[idx], *m.views, g)
 
     t_data = _median_time(pipeline, repeats)
+    peak = allocator_peak_mb(step)
     return {"method": name, "size": size, "batch": batch, "step_s": t_step, "images_per_s": batch / t_step,
             "backbone_s": t_backbone, "step_over_backbone": t_step / t_backbone,
-            "data_slices_per_s": batch / t_data, "data_rate_over_step_rate": t_step / t_data}
+            "data_slices_per_s": batch / t_data, "data_rate_over_step_rate": t_step / t_data, "peak_mb": peak}
 
 
-_MEM = """
-import resource, sys, json, torch
-sys.path.insert(0, {root!r})
-{setup}
-extra = {{}}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-{run}
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"peak_mb": after / 1024, "delta_mb": (after - before) / 1024, **extra}}))
-"""
+def allocator_peak_mb(fn) -> float:
+    """Peak MB held by torch's allocator while ``fn()`` runs, above what was held before."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # each op's own allocations minus frees, at the op's start; frees outside ops are "[memory]" events
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    held = peak = 0
+    for e in events:
+        held += e.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak / 2**20
 
 
-def peak_memory(setup: str, run: str) -> dict:
-    """Peak resident memory (MB) of ``run`` in a fresh interpreter, after ``setup``."""
-    root = str(Path(__file__).resolve().parents[1])
-    code = _MEM.format(root=root, setup=setup, run=run)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def bench_dense(side: int, channels: int = 32, chunk: int = 256) -> dict:
+    """Dense InfoNCE (IDEAL) naive vs chunked on a (1, C, side, side) map: allocator peak of one
+    forward + backward, its time, the loss value and the gradient (they must agree)."""
+    from medkit.losses.chunked import dense_info_nce_chunked
+    from medkit.losses.dense import dense_info_nce
+    torch.manual_seed(0)
+    q0 = torch.randn(1, channels, side, side)
+    k = torch.randn(1, channels, side, side)
+    res: dict = {"side": side, "positions": side * side, "chunk": chunk}
+    grads = {}
+    for name, loss_fn in (("naive", dense_info_nce), ("chunked", lambda a, b: dense_info_nce_chunked(a, b, chunk=chunk))):
+        q = q0.clone().requires_grad_(True)
+        out = {}
 
-
-def bench_dense(side: int, channels: int = 32, chunk: int = 1024) -> dict:
-    """Dense InfoNCE (IDEAL) naive vs chunked on a (1, C, side, side) map: peak memory of one
-    forward + backward in a fresh process, its time, and the loss value (they must agree)."""
-    setup = ("from medkit.losses.dense import dense_info_nce\n"
-             "from medkit.losses.chunked import dense_info_nce_chunked\n"
-             f"torch.manual_seed(0); q = torch.randn(1, {channels}, {side}, {side}, requires_grad=True); "
-             f"k = torch.randn(1, {channels}, {side}, {side})\n"
-             "w = torch.randn(1, 4, 4, 4, requires_grad=True)\n"  # warm-up: lazy imports and kernels
-             f"dense_info_nce(w, w.detach()).backward(); dense_info_nce_chunked(w, w.detach(), chunk=8).backward()")
-    res = {"side": side, "positions": side * side}
-    for name, call in (("naive", "dense_info_nce(q, k)"), ("chunked", f"dense_info_nce_chunked(q, k, chunk={chunk})")):
-        run = ("import time; t = time.perf_counter()\n"
-               f"loss = {call}; loss.backward()\n"
-               "extra = {'seconds': time.perf_counter() - t, 'value': float(loss)}")
+        def call():
+            loss = loss_fn(q, k)
+            loss.backward()
+            out["value"] = loss.item()
         try:
-            mem = peak_memory(setup, run)
-            res.update({f"{name}_delta_mb": mem["delta_mb"], f"{name}_s": mem["seconds"], f"{name}_value": mem["value"]})
-        except subprocess.CalledProcessError as e:  # out of memory is a result too
-            res[f"{name}_delta_mb"] = None
-            res[f"{name}_error"] = ((e.stderr or "").strip().splitlines() or ["failed"])[-1]
+            call()  # warm-up (lazy kernels), then measure
+            q.grad = None
+            t0 = time.perf_counter()
+            call()
+            res[f"{name}_s"] = time.perf_counter() - t0
+            q.grad = None
+            res[f"{name}_mb"] = allocator_peak_mb(call)
+            res[f"{name}_value"] = out["value"]
+            grads[name] = q.grad.clone()
+        except RuntimeError as e:  # out of memory is a result too
+            res[f"{name}_mb"] = None
+            res[f"{name}_error"] = str(e).splitlines()[0]
+    if len(grads) == 2:
+        res["max_grad_diff"] = float((grads["naive"] - grads["chunked"]).abs().max())
+        res["memory_ratio"] = res["chunked_mb"] / res["naive_mb"]
     return res
 
 
@@ -135,8 +153,6 @@ def run_bench(out: str | Path, sizes: tuple[int, ...] = (64,), methods: tuple[st
     for size in sizes:
         for name in methods:
             r = bench_method(name, size, batch)
-            mem = peak_memory("from medkit.bench import bench_method", f"bench_method({name!r}, {size}, {batch}, repeats=1)")
-            r["peak_mb"] = mem["peak_mb"]
             result["methods"].append(r)
             print(f"{name:>10} {size}px: {r['images_per_s']:.0f} img/s, step/backbone {r['step_over_backbone']:.2f}, "
                   f"data rate / step rate {r['data_rate_over_step_rate']:.1f}x, peak {r['peak_mb']:.0f} MB", flush=True)
@@ -157,10 +173,12 @@ def markdown(r: dict) -> str:
     for x in r["methods"]:
         lines.append(f"| {x['method']} | {x['size']} | {x['images_per_s']:.0f} | {x['step_over_backbone']:.2f} | "
                      f"{x['data_rate_over_step_rate']:.1f} | {x['peak_mb']:.0f} |")
-    lines += ["", "| dense map | naive MB | chunked MB | naive s | chunked s | same value |", "|---|---|---|---|---|---|"]
+    lines += ["", "| dense map | naive MB | chunked MB | chunked / naive | naive s | chunked s | |value diff| | "
+              "max |grad diff| |", "|---|---|---|---|---|---|---|---|"]
+    nan = float("nan")
     for d in r["dense"]:
-        same = (abs(d.get("naive_value", float("nan")) - d.get("chunked_value", float("nan"))) < 1e-4
-                if "naive_value" in d and "chunked_value" in d else "n/a")
-        lines.append(f"| {d['side']}x{d['side']} | {d.get('naive_delta_mb')} | {d.get('chunked_delta_mb')} | "
-                     f"{d.get('naive_s', float('nan')):.3f} | {d.get('chunked_s', float('nan')):.3f} | {same} |")
+        diff = abs(d.get("naive_value", nan) - d.get("chunked_value", nan))
+        lines.append(f"| {d['side']}x{d['side']} | {d.get('naive_mb') or nan:.1f} | {d.get('chunked_mb') or nan:.1f} | "
+                     f"{d.get('memory_ratio', nan):.3f} | {d.get('naive_s', nan):.3f} | {d.get('chunked_s', nan):.3f} | "
+                     f"{diff:.1e} | {d.get('max_grad_diff', nan):.1e} |")
     return "\n".join(lines) + "\n"

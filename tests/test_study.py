@@ -39,3 +39,41 @@ def test_bad_study_files(tmp_path):
     f.write_text(f"notebooks: [{NB}]\ngird: {{}}\n")
     with pytest.raises(MedkitError, match="unknown key"):
         load_study(f)
+
+
+def test_named_variants_merge_parameters_and_label_runs(tmp_path):
+    study = tmp_path / "v.yaml"
+    study.write_text(f"name: v\nnotebooks: [{NB}]\nbase: {{X: 1}}\n"
+                     "grid:\n  variant:\n    small: {X: 2}\n    large: {X: 5}\n")
+    root = tmp_path / "runs"
+    assert main(["study", str(study), "--root", str(root)]) == 0
+    for name, x in (("small", 2), ("large", 5)):
+        run = root / "v" / f"tiny_study__variant={name}"
+        assert (run / "x.txt").read_text() == str(2 * x)
+        assert json.loads((run / "point.json").read_text()) == {"notebook": "tiny_study", "variant": name}
+
+
+def test_variant_values_must_be_parameter_sets(tmp_path):
+    f = tmp_path / "b.yaml"
+    f.write_text(f"notebooks: [{NB}]\ngrid: {{variant: {{a: 3}}}}\n")
+    with pytest.raises(MedkitError, match="'variant' names parameter sets"):
+        load_study(f)
+    f.write_text(f"notebooks: [{NB}]\ngrid: {{X: 3}}\n")
+    with pytest.raises(MedkitError, match="'X' must be a non-empty list"):
+        load_study(f)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "papermill_runs" / "studies").glob("*.yaml")))
+def test_shipped_studies_are_valid(path, monkeypatch):
+    """Every shipped study loads, and its notebooks accept every parameter it sets."""
+    import nbformat
+    from medkit.study import grid_points
+    monkeypatch.chdir(path.parents[2])
+    study = load_study(path)
+    for nb in study["notebooks"]:
+        own = set(study["notebook_params"][nb])
+        cell = next(c for c in nbformat.read(nb, 4).cells if "parameters" in c.metadata.get("tags", []))
+        names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+        for _, params in grid_points(study["grid"]):
+            unknown = set(study["base"]) | set(params) | own
+            assert unknown <= names, f"{path.name}: {nb} has no parameter(s) {sorted(unknown - names)}"
