@@ -115,7 +115,8 @@ def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: Tr
     params = {**params, "data": str(data), "labelled": [str(k) for k in labelled],
               "image_size": image_size, "crop": crop, "frames": frames, "combos": combos,
               "protocol": protocol, **asdict(cfg)}
-    params.pop("device")  # where it ran does not change what it is
+    params.pop("device")  # where and how fast it ran does not change what it is
+    params.pop("compile")
     ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed,
                       protocol=protocol)
     jobs = [(k, i, combo) for k in labelled

@@ -63,7 +63,8 @@ def _supervised(a: argparse.Namespace) -> int:
 def _train_config(a: argparse.Namespace):
     from medkit.train import TrainConfig
     return TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
-                       val_every=a.val_every, ckpt_every=a.ckpt_every)
+                       val_every=a.val_every, ckpt_every=a.ckpt_every, compile=a.compile, amp=not a.no_amp,
+                       channels_last=not a.no_channels_last)
 
 
 def _crop(text: str):
@@ -86,7 +87,10 @@ def _pretrain(a: argparse.Namespace) -> int:
     run = pretrain(a.method, a.data, a.out, _train_config(a), _sets(a.set), image_size=a.image_size,
                    crop=_crop(a.crop), frames=a.frames, protocol=a.protocol, resume=a.resume,
                    progress=not a.quiet)
-    print(f"pretrained {a.method} in {time.perf_counter() - t0:.0f} s; run folder {run}")
+    from medkit import distributed
+    if distributed.is_main():
+        print(f"pretrained {a.method} in {time.perf_counter() - t0:.0f} s; run folder {run}")
+    distributed.cleanup()
     return 0
 
 
@@ -132,6 +136,21 @@ def _bench(a: argparse.Namespace) -> int:
     from medkit.bench import machine, run_bench
     print("machine:", machine())
     sizes = tuple(_int("--sizes", t) for t in a.sizes.split(","))
+    if a.lightly:
+        import json
+        from medkit.bench_lightly import compare, markdown
+        rows = []
+        for size in sizes:
+            for name in ("simclr", "moco_v2"):
+                rows.append(compare(name, size, a.batch_size))
+                print(f"{name} {size}px: medkit {rows[-1]['medkit_s']:.4f} s, lightly {rows[-1]['lightly_s']:.4f} s, "
+                      f"ratio {rows[-1]['medkit_over_lightly']:.2f}", flush=True)
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        out.with_suffix(".md").write_text(markdown(rows))
+        print(f"written {a.out}.json and {a.out}.md")
+        return 0
     methods = tuple(a.methods.split(",")) if a.methods != "all" else None
     kwargs = {"methods": methods} if methods else {}
     run_bench(a.out, sizes=sizes, batch=a.batch_size, **kwargs)
@@ -164,6 +183,10 @@ def _data_options(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", default="", metavar="BACKEND",
+                   help="torch.compile the conv blocks with this backend (e.g. inductor on a GPU)")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -212,6 +235,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--sizes", default="64", help="comma-separated image sizes")
     bn.add_argument("--methods", default="all", help="comma-separated method names, or all")
     bn.add_argument("--batch-size", type=int, default=16)
+    bn.add_argument("--lightly", action="store_true",
+                    help="time moco_v2 and simclr against the same steps built from lightly (needs lightly)")
     bn.set_defaults(func=_bench)
     dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
     dg.add_argument("--checkpoint", required=True, action="append",

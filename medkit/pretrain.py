@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from medkit import distributed
 from medkit.data.slices import SliceSet
 from medkit.datasets import load_dataset
 from medkit.diagnostics import collapsed_fraction, effective_rank_cov, rankme
@@ -51,6 +52,14 @@ def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured
     else:
         idx = torch.randint(len(pool), (batch_size,), generator=g)
     return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
+
+
+def shard(batch: Batch, rank: int, world: int) -> Batch:
+    """This process's contiguous 1/world of a global batch (whole volumes for structured batches
+    when their number divides by world)."""
+    n = batch.images.shape[0] // world
+    sl = slice(rank * n, (rank + 1) * n)
+    return Batch(batch.images[sl], batch.partition[sl], batch.volume[sl])
 
 
 def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
@@ -91,33 +100,51 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     mcfg = method_config(method, overrides)
     params = {"command": "pretrain", "method": method, "config": asdict(mcfg), "data": str(data),
               "image_size": image_size, "crop": crop, "frames": frames, "protocol": protocol,
-              **{k: v for k, v in asdict(cfg).items() if k != "device"}}
+              **{k: v for k, v in asdict(cfg).items() if k not in ("device", "compile")}}
     ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed, protocol=protocol)
     pool = ds.part("pool")  # no labels: the pretraining data path has none to read
     if len(pool) == 0:
         raise MedkitError(f"--data {data}: the pretraining pool is empty")
     seed_everything(cfg.seed)
     m = build_method(method, overrides)
-    m.check_batch(cfg.batch_size)  # before anything is written
-    run = open_run(out, params, resume=resume)
+    device = pick_device(cfg.device)
+    rank, world = distributed.setup(device)  # (0, 1) unless launched by torchrun
+    if cfg.batch_size % world:
+        raise MedkitError(f"--batch-size {cfg.batch_size} (the global batch) must divide by the {world} processes")
+    m.check_batch(cfg.batch_size // world)  # before anything is written
+    run = distributed.on_main(lambda: open_run(out, params, resume=resume))
     if (run / "model.pt").exists():
         return run
-    device = pick_device(cfg.device)
     n_part = int(pool.partition.max()) + 1
     probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
     t0 = time.perf_counter()
+    net: torch.nn.Module = m
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        if device.type == "cuda":
+            m = torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
+        m.to(device)
+        if cfg.channels_last:
+            m.to(memory_format=torch.channels_last)
+        net = DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
 
     def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
-        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part)
+        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part)  # the same in every process
+        if world > 1:  # this process's shard, and its own augmentation stream
+            b = shard(b, rank, world)
+            g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         b = Batch(b.images.to(device, memory_format=fmt), b.partition.to(device), b.volume.to(device))
-        return m.loss(b, g, i)
+        return net(b, g, i)
 
     summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
                          after_step=m.after_step, stop_after=stop_after, progress=progress,
                          desc=f"pretrain {method}")
-    write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0,
-                                      "pool_patients": len(set(pool.patients)), "pool_slices": len(pool)})
+    if distributed.is_main():
+        write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0, "processes": world,
+                                          "pool_patients": len(set(pool.patients)), "pool_slices": len(pool)})
+    distributed.barrier()
     return run
 
 

@@ -60,3 +60,19 @@ def test_momentum_and_queue():
     assert int(q.ptr) == 1
     torch.testing.assert_close(q.keys[0], q.keys[4])
     torch.testing.assert_close(q.keys[1], q.keys[2])
+
+
+def test_inverse_square_root_gradient_is_exact_and_finite_for_repeated_eigenvalues():
+    from medkit.models.whitening import InvSqrtSym
+    torch.manual_seed(0)
+    x = torch.randn(20, 4, dtype=torch.float64)
+    a = (x.T @ x / 20 + 0.1 * torch.eye(4, dtype=torch.float64)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda m: InvSqrtSym.apply(0.5 * (m + m.T), 1e-8), (a,))
+    # repeated eigenvalues (two identical dead channels): autograd through eigh gives NaN, ours is finite
+    d = torch.diag(torch.tensor([1e-4, 1e-4, 2.0, 3.0], dtype=torch.float64)).requires_grad_(True)
+    InvSqrtSym.apply(d, 1e-8).sum().backward()
+    assert torch.isfinite(d.grad).all()
+    d2 = d.detach().clone().requires_grad_(True)
+    lam, u = torch.linalg.eigh(d2)
+    (u @ torch.diag_embed(lam.rsqrt()) @ u.T).sum().backward()
+    assert not torch.isfinite(d2.grad).all()  # the failure this function exists to avoid

@@ -10,7 +10,7 @@ from medkit.data.slices import make_slices
 from medkit.errors import MedkitError
 from medkit.models import build_model
 from medkit.runs import load_checkpoint, open_run
-from medkit.train import TrainConfig, fit_segmentation, seed_everything
+from medkit.train import TrainConfig, compile_blocks, fit_segmentation, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,10 @@ def tiny():
     return make_slices(make_phantom(3, seed=0, frames="ed", size=64), LABELS, image_size=32)
 
 
-def _train(data, run_dir, stop_after=None, val=None):
+def _train(data, run_dir, stop_after=None, val=None, compile=""):
     seed_everything(0)
     model = build_model("unet-small", 4)
-    cfg = TrainConfig(steps=12, batch_size=4, ckpt_every=5, log_every=2, val_every=4, device="cpu")
+    cfg = TrainConfig(steps=12, batch_size=4, ckpt_every=5, log_every=2, val_every=4, device="cpu", compile=compile)
     out = fit_segmentation(model, data, cfg, run_dir, val=val, stop_after=stop_after, progress=False)
     return model, out
 
@@ -71,3 +71,20 @@ def test_bad_config_names_the_option():
         TrainConfig.from_dict({"stpes": 3})
     with pytest.raises(MedkitError, match="lr must be"):
         TrainConfig(lr=float("nan"))
+
+
+def test_compiled_blocks_train_like_eager_and_keep_checkpoint_keys(tiny, tmp_path):
+    """torch.compile behind a parameter: the "eager" backend traces every conv block through
+    dynamo (fast on a CPU) and must give the eager run's losses and state-dict keys."""
+    eager, _ = _train(tiny, tmp_path / "e")
+    compiled, _ = _train(tiny, tmp_path / "c", compile="eager")
+    assert compile_blocks(build_model("unet-small", 4), "eager") > 0
+    assert list(eager.state_dict()) == list(compiled.state_dict())  # checkpoints interchangeable
+    he = [e["loss"] for e in json.loads((tmp_path / "e" / "history.json").read_text()) if "loss" in e]
+    hc = [e["loss"] for e in json.loads((tmp_path / "c" / "history.json").read_text()) if "loss" in e]
+    assert he == pytest.approx(hc, abs=1e-5)
+
+
+def test_unavailable_compile_backend_warns_and_stays_eager():
+    with pytest.warns(UserWarning, match="running eagerly"):
+        assert compile_blocks(build_model("unet-small", 4), "no-such-backend") == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medkit.distributed import gather, local_rows
 from medkit.losses._checks import same_2d
 
 
@@ -56,10 +57,15 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     """
     same_2d("nt_xent", z1, z2)
     n = z1.shape[0]
-    u = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
-    sim = u @ u.T / temperature  # (2N, 2N)
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=u.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(u.device)  # p(i)
+    u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    u = torch.cat([u1, u2])  # (2n, D): this process's anchors
+    cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): every process's (N = n in one process)
+    big_n = cand.shape[0] // 2
+    mine = local_rows(n, u.device)  # this process's rows among the N
+    me = torch.cat([mine, big_n + mine])  # (2n,) each anchor's own column
+    sim = u @ cand.T / temperature  # (2n, 2N)
+    sim = sim.masked_fill(me[:, None] == torch.arange(2 * big_n, device=u.device)[None, :], float("-inf"))
+    target = torch.cat([big_n + mine, mine])  # p(i): the other view
     return F.cross_entropy(sim, target)
 
 

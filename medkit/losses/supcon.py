@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medkit.distributed import gather, gather_nograd, local_rows
 from medkit.losses._checks import same_2d
 from medkit.losses._masked import masked_contrastive
 
@@ -43,13 +44,19 @@ def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.T
                          f"{tuple(partition.shape)} and {tuple(volume.shape)}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    u = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D)
-    sim = u @ u.T / temperature  # (2N, 2N)
-    part, vol = partition.repeat(2).to(u.device), volume.repeat(2).to(u.device)  # (2N,)
-    idx = torch.arange(2 * n, device=u.device)
-    self_mask = idx[:, None] == idx[None, :]
-    view_pos = (idx[:, None] % n == idx[None, :] % n) & ~self_mask  # the other view
-    cross = (part[:, None] == part[None, :]) & (vol[:, None] != vol[None, :])  # same partition, other volume
+    u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    u = torch.cat([u1, u2])  # (2n, D): this process's anchors (n = N in one process)
+    cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): the candidates of every process
+    big_n = cand.shape[0] // 2
+    sim = u @ cand.T / temperature  # (2n, 2N)
+    part = gather_nograd(partition.to(u.device)).repeat(2)  # (2N,)
+    vol = gather_nograd(volume.to(u.device)).repeat(2)
+    mine = local_rows(n, u.device)
+    me = torch.cat([mine, big_n + mine])  # (2n,) each anchor's own column
+    idx = torch.arange(2 * big_n, device=u.device)
+    self_mask = me[:, None] == idx[None, :]
+    view_pos = (me[:, None] % big_n == idx[None, :] % big_n) & ~self_mask  # the other view
+    cross = (part[me][:, None] == part[None, :]) & (vol[me][:, None] != vol[None, :])  # same partition, other volume
     positives = view_pos | (cross if strategy == "GD" else torch.zeros_like(cross))
     allowed = ~self_mask & ~(cross if strategy == "GD-" else torch.zeros_like(cross))
     return masked_contrastive(sim, positives, allowed)

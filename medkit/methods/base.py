@@ -4,7 +4,7 @@ A method is an ``nn.Module`` with:
 
 * ``net``: the U-Net (no segmentation head) whose weights are transferred to segmentation;
 * ``views``: the two :class:`~medkit.data.views.ViewConfig` it augments with;
-* ``loss(batch, g, step) -> {"loss": ..., other terms}``;
+* ``loss(batch, g, step) -> {"loss": ..., other terms}`` (also its ``forward``, for DDP);
 * ``after_step()``: e.g. the momentum update;
 * ``embed(x) -> {"h": (B, D), "z": (B, D')}``: backbone and projector embeddings for the
   collapse diagnostics.
@@ -92,6 +92,10 @@ class Method(nn.Module):
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def forward(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
+        """The loss terms: ``forward`` is what DistributedDataParallel wraps."""
+        return self.loss(batch, g, step)
 
     def h(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone embedding h: global average of the U-Net's bottleneck map, (B, C)."""

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from medkit.data.views import ViewConfig, make_views
+from medkit.distributed import gather_nograd
 from medkit.errors import MedkitError
 from medkit.losses.infonce import moco_info_nce
 from medkit.losses.local import medmoco_local
@@ -103,7 +104,7 @@ class MoCo(Method):
         queue = self.queue.keys.clone()
         glob = 0.5 * (moco_info_nce(q1, k2, queue, self.cfg.temperature)
                       + moco_info_nce(q2, k1, queue, self.cfg.temperature))
-        self.queue.push(torch.cat([k1, k2]))
+        self.queue.push(torch.cat([gather_nograd(k1), gather_nograd(k2)]))  # every process's keys
         out = {"global": glob}
         loss = glob
         if self.cfg.local:

@@ -20,6 +20,41 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from medkit.distributed import gather
+
+
+class InvSqrtSym(torch.autograd.Function):
+    """A^{-1/2} of symmetric positive matrices (..., g, g) by eigendecomposition, with a gradient
+    that stays finite when eigenvalues repeat.
+
+    With A = U diag(lambda) U^T and f(x) = x^{-1/2}, the Daleckii-Krein formula gives
+
+        dL/dA = U [ (U^T sym(G) U) o K ] U^T,   K_ij = (f(l_i) - f(l_j)) / (l_i - l_j),  K_ii = f'(l_i),
+
+    and for l_i ~ l_j the divided difference is replaced by its limit f'((l_i + l_j) / 2). Autograd
+    through ``torch.linalg.eigh`` instead divides by l_i - l_j and returns NaN as soon as two
+    eigenvalues coincide (a dead channel, a rank-deficient batch), which stops training.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, eps: float) -> torch.Tensor:
+        lam, u = torch.linalg.eigh(a)  # (..., g), (..., g, g)
+        lam = lam.clamp(min=eps)
+        f = lam.rsqrt()
+        ctx.save_for_backward(lam, u, f)
+        return u @ torch.diag_embed(f) @ u.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        lam, u, f = ctx.saved_tensors
+        dl = lam[..., :, None] - lam[..., None, :]  # (..., g, g)
+        mid = 0.5 * (lam[..., :, None] + lam[..., None, :])
+        close = dl.abs() <= 1e-7 * mid
+        k = torch.where(close, -0.5 * mid.pow(-1.5),
+                        (f[..., :, None] - f[..., None, :]) / torch.where(close, torch.ones_like(dl), dl))
+        inner = u.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ u
+        return u @ (inner * k) @ u.transpose(-1, -2), None
+
 
 class Whitening(nn.Module):
     """Group-wise ZCA or IterNorm whitening of (N, D) features.
@@ -56,10 +91,7 @@ class Whitening(nn.Module):
         g = cov.shape[-1]
         cov = cov + self.eps * torch.eye(g, device=cov.device, dtype=cov.dtype)
         if self.method == "zca":
-            # float64: the eigendecomposition's gradient has 1 / (lambda_i - lambda_j) terms
-            lam, u = torch.linalg.eigh(cov.double())  # (G, g), (G, g, g)
-            w = u @ torch.diag_embed(lam.clamp(min=self.eps).rsqrt()) @ u.transpose(1, 2)
-            return w.to(cov.dtype)
+            return InvSqrtSym.apply(cov.double(), self.eps).to(cov.dtype)
         trace = cov.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]  # (G, 1, 1)
         cov_n = cov / trace
         p = torch.eye(g, device=cov.device, dtype=cov.dtype).expand_as(cov)
@@ -73,13 +105,15 @@ class Whitening(nn.Module):
         n = x.shape[0]
         xg = x.view(n, self.groups, -1).transpose(0, 1).float()  # (G, N, g)
         if self.training:
-            if n <= self.dim // self.groups:
-                raise ValueError(f"Whitening: a batch of {n} cannot whiten groups of {self.dim // self.groups} "
+            xa = gather(xg.transpose(0, 1)).transpose(0, 1)  # (G, N_all, g): the global batch under DDP
+            if xa.shape[1] <= self.dim // self.groups:
+                raise ValueError(f"Whitening: a batch of {xa.shape[1]} cannot whiten groups of {self.dim // self.groups} "
                                  f"channels (the covariance would be singular); use a batch larger than "
                                  f"the group size, or more groups")
-            mean = xg.mean(1)  # (G, g)
+            mean = xa.mean(1)  # (G, g)
             xc = xg - mean[:, None]
-            cov = xc.transpose(1, 2) @ xc / (n - 1)  # (G, g, g)
+            xac = xa - mean[:, None]
+            cov = xac.transpose(1, 2) @ xac / (xa.shape[1] - 1)  # (G, g, g)
             w = self._whitening_matrix(cov)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
