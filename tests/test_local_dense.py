@@ -42,6 +42,7 @@ def test_chaitanya_local_matches_naive():
 
 
 def _early_layer_views(seed=0):
+    torch.manual_seed(seed)  # the batch and the layer's initialisation: independent of test order
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(4, 1, 32, 32)
     cfg = ViewConfig(crop_scale=(0.5, 0.9), rotate=30, intensity=NO_INTENSITY)
@@ -49,21 +50,31 @@ def _early_layer_views(seed=0):
 
 
 def test_medmoco_local_moves_the_early_layer():
-    v, g = _early_layer_views()
+    """Trained with the local loss alone, an early conv layer moves and tells regions apart better
+    (held-out regions). Smooth images: on white noise every region pools to the same mean."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = F.interpolate(torch.rand(4, 1, 4, 4), size=(32, 32), mode="bilinear", align_corners=False)
+    cfg = ViewConfig(crop_scale=(0.5, 0.9), rotate=30, intensity=NO_INTENSITY)
+    v = make_views(x, cfg, cfg, g)
     conv = torch.nn.Conv2d(1, 8, 3, padding=1)
     before = conv.weight.detach().clone()
-    opt = torch.optim.SGD(conv.parameters(), lr=0.5)
-    losses = []
-    for step in range(15):
+
+    def held_out():  # the same 8 regions per image before and after training
+        with torch.no_grad():
+            return float(medmoco_local(conv(v.x1), conv(v.x2), v.theta1, v.theta2, torch.Generator().manual_seed(99),
+                                       n_regions=8, size=0.15))
+    untrained = held_out()
+    opt = torch.optim.Adam(conv.parameters(), lr=0.01)
+    for step in range(30):
         loss = medmoco_local(conv(v.x1), conv(v.x2), v.theta1, v.theta2, torch.Generator().manual_seed(step),
                              n_regions=8, size=0.15)
         opt.zero_grad()
         loss.backward()
         assert conv.weight.grad.abs().sum() > 0
         opt.step()
-        losses.append(float(loss.detach()))
-    assert (conv.weight - before).abs().max() > 1e-3
-    assert losses[-1] < losses[0]
+    assert (conv.weight - before).abs().max() > 1e-2
+    assert held_out() < untrained - 0.3
 
 
 def test_medmoco_regions_are_at_the_same_image_location():

@@ -5,7 +5,7 @@ import torch
 
 from medkit.data.augment import AugmentConfig
 from medkit.data.views import (INTENSITY_ONLY, ViewConfig, make_views, map_points, pixel_grid,
-                               view_affine, warp_to_view)
+                               pixel_pairs, view_affine, warp_to_view)
 
 NO_INTENSITY = AugmentConfig(gamma=(1, 1), contrast=(1, 1), brightness=0, noise=0)
 
@@ -30,6 +30,23 @@ def test_warped_view2_lands_on_view1_exactly():
     srcpts = p1 @ v.theta1[:, :, :2].transpose(1, 2) + v.theta1[:, None, :, 2]
     both = valid.view(6, -1)
     assert (v.x1.flatten(2).transpose(1, 2)[both] - (srcpts[both] + 1) / 2).abs().max() < 1e-4
+
+
+def test_pixel_pairs_sample_the_warp_exactly_and_only_seen_pixels():
+    """Pix2Rep's O(M) pairs: view 2's coordinate image, combined at the 4 neighbours with the
+    bilinear weights, gives each sampled view-1 pixel's own source coordinate."""
+    g = torch.Generator().manual_seed(1)
+    cfg = ViewConfig(crop_scale=(0.3, 0.9), rotate=90, flip=True, intensity=NO_INTENSITY)
+    v = make_views(coordinate_image(6, 64), cfg, cfg, g)
+    idx1, idx2, w = pixel_pairs(v.theta1, v.theta2, (64, 64), 500, g)
+    assert idx1.shape == (500,) and idx2.shape == w.shape == (500, 4)
+    warped, valid = warp_to_view(v.x2, v.theta1, v.theta2)
+    assert valid.reshape(-1)[idx1].all()  # only pixels both views see
+    flat2 = v.x2.permute(0, 2, 3, 1).reshape(-1, 2)
+    ours = (w[:, :, None] * flat2[idx2]).sum(1)  # (M, 2)
+    assert (ours - warped.permute(0, 2, 3, 1).reshape(-1, 2)[idx1]).abs().max() < 1e-5
+    assert (ours - v.x1.permute(0, 2, 3, 1).reshape(-1, 2)[idx1]).abs().max() < 1e-4
+    assert torch.allclose(w.sum(1), torch.ones(500)) and (w >= 0).all()
 
 
 def test_out_of_view_pixels_are_excluded():

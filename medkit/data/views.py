@@ -150,3 +150,38 @@ def warp_to_view(fmap2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor
     valid = inside(p2, 2.0 * margin / min(h, w)) & inside(src, 4.0 * margin / min(h1, w1))  # (B, P)
     warped = sample_points(fmap2, p2).transpose(1, 2).reshape(b, c, h1, w1)
     return warped, valid.view(b, h1, w1)
+
+
+def pixel_pairs(theta1: torch.Tensor, theta2: torch.Tensor, size: tuple[int, int], m: int,
+                g: torch.Generator, margin: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """M corresponding pixels of two views as indices, for sampling features without warping maps.
+
+    Draws up to ``m`` view-1 pixels among those seen by both views (the validity of
+    :func:`warp_to_view`) and gives, for each, the 4 view-2 pixels around its corresponding point
+    with their bilinear weights, so that ``sum_k w[:, k] * f2_flat[idx2[:, k]]`` equals
+    ``warp_to_view(f2)`` at that pixel (``F.grid_sample``, ``align_corners=False``). Cost: O(M)
+    instead of resampling the whole (B, C, H, W) map and its gradient.
+
+    Args:
+        theta1, theta2: (B, 2, 3) view -> source maps; size: (h, w) of both views' maps.
+        m: pixels drawn; g: generator.
+
+    Returns:
+        idx1 (M,) flat indices into (B*h*w) of view 1, idx2 (M, 4) of view 2, weights (M, 4).
+    """
+    b, (h, w) = theta1.shape[0], size
+    p1 = pixel_grid(b, h, w, theta1.device)  # (B, P, 2)
+    p2 = map_points(p1, theta1, theta2)
+    valid = inside(p2, 2.0 * margin / min(h, w)) & inside(to_source(p1, theta1), 4.0 * margin / min(h, w))
+    flat = torch.nonzero(valid.reshape(-1).cpu()).flatten()
+    if len(flat) == 0:
+        raise ValueError("no pixel is seen by both views: the views do not overlap")
+    idx1 = flat[torch.randperm(len(flat), generator=g)[:m]].to(theta1.device)  # (M,)
+    q = p2.reshape(-1, 2)[idx1]  # (M, 2) normalised (x, y) in view 2
+    px, py = ((q[:, 0] + 1) * w - 1) / 2, ((q[:, 1] + 1) * h - 1) / 2  # pixel coordinates
+    x0, y0 = px.floor().long().clamp(0, w - 2), py.floor().long().clamp(0, h - 2)
+    fx, fy = px - x0, py - y0  # (M,)
+    base = torch.div(idx1, h * w, rounding_mode="floor") * h * w + y0 * w + x0
+    idx2 = torch.stack([base, base + 1, base + w, base + w + 1], 1)  # (M, 4)
+    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    return idx1, idx2, weights

@@ -5,6 +5,13 @@ The full-resolution U-Net output f (B, C, H, W) of each view goes through a 1x1-
 view 2's map is warped onto view 1's grid, so that each pixel's positive is the same point of
 the anatomy; out-of-view pixels are masked (the authors' code does not). Loss: NT-Xent over M
 sampled pixel pairs (``loss="infonce"``) or Barlow Twins over them (Pix2Rep-v2, ``"barlow"``).
+
+Only the M pairs enter the loss, so the projector runs on them alone: on the M view-1 pixels and
+the 4 view-2 pixels around each corresponding point, whose projections are then combined with
+the bilinear weights (project, then warp, as the paper; :func:`~medkit.data.views.pixel_pairs`).
+A 1x1-conv projector is pointwise, so this equals projecting the whole maps, except that its
+BatchNorm statistics come from the sampled pixels of both views; it saves the projector and the
+warp over all B*H*W pixels, which on a CPU cost more than the U-Net itself.
 """
 from __future__ import annotations
 
@@ -12,9 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from medkit.data.views import ViewConfig, make_views, warp_to_view
+from medkit.data.views import ViewConfig, make_views, pixel_pairs
 from medkit.losses.barlow import barlow_twins
-from medkit.losses.dense import pixel_info_nce, sample_valid_pixels
+from medkit.losses.chunked import nt_xent_chunked
+from medkit.losses.infonce import nt_xent
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_conv
 
@@ -57,18 +65,20 @@ class Pix2Rep(Method):
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)
-        f1 = self.projector(self.net.features(v.x1)["out"])  # (B, D, H, W)
-        f2 = self.projector(self.net.features(v.x2)["out"])
-        f2w, valid = warp_to_view(f2, v.theta1, v.theta2)  # view 2 on view 1's grid, (B, H, W)
+        f1 = self.net.features(v.x1)["out"]  # (B, C, H, W)
+        f2 = self.net.features(v.x2)["out"]
+        idx1, idx2, w2 = pixel_pairs(v.theta1, v.theta2, f1.shape[-2:], self.cfg.pixels, g)  # (M,), (M, 4), (M, 4)
+        c, m = f1.shape[1], len(idx1)
+        p1 = f1.permute(0, 2, 3, 1).reshape(-1, c)[idx1]  # (M, C)
+        p2 = f2.permute(0, 2, 3, 1).reshape(-1, c)[idx2.flatten()]  # (4M, C)
+        z = self.projector(torch.cat([p1, p2])[:, :, None, None])[:, :, 0, 0]  # pointwise: (5M, D)
+        z1 = z[:m]
+        z2 = (w2[:, :, None] * z[m:].view(m, 4, -1)).sum(1)  # bilinear: view 2 at view 1's pixels
         if self.cfg.loss == "infonce":
-            loss = pixel_info_nce(f1, f2w, valid, g, self.cfg.pixels, self.cfg.temperature, self.cfg.chunk)
+            loss = (nt_xent_chunked(z1, z2, self.cfg.temperature, self.cfg.chunk) if self.cfg.chunk > 0
+                    else nt_xent(z1, z2, self.cfg.temperature))
             return {"loss": loss, "pixel_infonce": loss}
-        idx = sample_valid_pixels(valid, self.cfg.pixels, g)
-        d = f1.shape[1]
-        z1 = f1.permute(0, 2, 3, 1).reshape(-1, d)[idx]  # (M, D)
-        z2 = f2w.permute(0, 2, 3, 1).reshape(-1, d)[idx]
-        terms = barlow_twins(z1, z2, self.cfg.barlow_lambda)
-        return terms
+        return barlow_twins(z1, z2, self.cfg.barlow_lambda)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
