@@ -27,12 +27,28 @@ import torch
 from medkit.data.views import make_views
 from medkit.methods import METHODS, build_method
 from medkit.methods.base import Batch
+from medkit.train import make_optimizer
 
 
 def machine() -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
             "cpus": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _paired_times(fns: list, repeats: int, warmup: int = 2) -> list[float]:
+    """Median time of each function, timed in alternation (one call of each per round), so that a
+    load change on the machine hits every function alike and their ratios stay meaningful."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def _median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -47,12 +63,20 @@ def _median_time(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def bench_method(name: str, size: int = 64, batch: int = 16, repeats: int = 5) -> dict:
-    """Step time, backbone time and data-pipeline rate of one method (no memory: see peak_memory)."""
+    """Step time, backbone time, data-pipeline rate and allocator peak of one method's training step.
+
+    The step is what :func:`medkit.pretrain.pretrain` runs (method defaults, channels_last, fused
+    AdamW, momentum updates); the backbone reference is the U-Net's own training step on the same
+    two views: forward and backward of each view (encoder only for global methods, the whole U-Net
+    for Pix2Rep) and the optimiser update of its parameters. Their ratio is the method's overhead:
+    views, heads, loss and momentum encoder.
+    """
     torch.manual_seed(0)
-    m = build_method(name, {"queue": 1024} if name in ("moco_v2", "med_moco") else {})
+    m = build_method(name)
     m.train()
-    params = [p for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    m.to(memory_format=torch.channels_last)
+    opt = make_optimizer([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+    opt_backbone = make_optimizer(list(m.net.parameters()), lr=1e-4)
     x = torch.rand(batch, 1, size, size)
     b = Batch(x, torch.arange(batch) % 4, torch.arange(batch) // 4)
     g = torch.Generator().manual_seed(0)
@@ -68,13 +92,13 @@ def bench_method(name: str, size: int = 64, batch: int = 16, repeats: int = 5) -
     dense = name == "pix2rep"  # the only method whose (default) loss uses the decoder
 
     def backbone():
-        feats = [m.net.features(v) if dense else {"h": m.net.encode(v)[-1]} for v in (views.x1, views.x2)]
-        loss = sum(next(reversed(f.values())).float().mean() for f in feats)
-        opt.zero_grad(set_to_none=True)
+        feats = [m.net.features(v)["out"] if dense else m.net.encode(v)[-1] for v in (views.x1, views.x2)]
+        loss = sum(f.float().mean() for f in feats)
+        opt_backbone.zero_grad(set_to_none=True)
         loss.backward()
+        opt_backbone.step()
 
-    t_step = _median_time(step, repeats)
-    t_backbone = _median_time(backbone, repeats)
+    t_step, t_backbone = _paired_times([step, backbone], repeats)
     pool = torch.rand(512, 1, size, size)
 
     def pipeline():

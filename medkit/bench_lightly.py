@@ -28,6 +28,7 @@ from medkit.data.views import make_views
 from medkit.errors import MedkitError
 from medkit.methods import build_method
 from medkit.methods.base import Batch, unet
+from medkit.train import make_optimizer
 
 
 def _lightly():
@@ -100,8 +101,8 @@ def compare(name: str, size: int = 64, batch: int = 16, repeats: int = 9, queue:
     for m in (ours, theirs):
         m.train()
         m.to(memory_format=fmt)
-    opt_ours = torch.optim.AdamW([p for p in ours.parameters() if p.requires_grad], lr=1e-4)
-    opt_theirs = torch.optim.AdamW([p for p in theirs.parameters() if p.requires_grad], lr=1e-4)
+    opt_ours = make_optimizer([p for p in ours.parameters() if p.requires_grad], lr=1e-4)
+    opt_theirs = make_optimizer([p for p in theirs.parameters() if p.requires_grad], lr=1e-4)
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
 
     def step_ours():

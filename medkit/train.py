@@ -118,6 +118,14 @@ def cosine_lambda(steps: int) -> Callable[[int], float]:
 StepFn = Callable[[torch.Generator, int], dict[str, torch.Tensor]]
 
 
+def make_optimizer(params: list[nn.Parameter], lr: float, weight_decay: float = 1e-4) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel for all parameters) where this torch supports it on their device."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # fused unsupported for this device or dtype
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def compile_blocks(model: nn.Module, backend: str) -> int:
     """``torch.compile`` every conv-norm-activation block of ``model`` in place (state-dict keys
     unchanged, so checkpoints stay interchangeable with eager runs); returns how many. Blocks, not
@@ -173,7 +181,7 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(params, cfg.lr, cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, cosine_lambda(cfg.steps) if cfg.schedule == "cosine" else (lambda s: 1.0))
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)

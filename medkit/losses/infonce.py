@@ -63,8 +63,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     big_n = cand.shape[0] // 2
     mine = local_rows(n, u.device)  # this process's rows among the N
     me = torch.cat([mine, big_n + mine])  # (2n,) each anchor's own column
-    sim = u @ cand.T / temperature  # (2n, 2N)
-    sim = sim.masked_fill(me[:, None] == torch.arange(2 * big_n, device=u.device)[None, :], float("-inf"))
+    sim = (u / temperature) @ cand.T  # (2n, 2N); scaling the 2n x D side, not the 2n x 2N one
+    sim = sim.index_put((torch.arange(2 * n, device=u.device), me), sim.new_tensor(float("-inf")))
     target = torch.cat([big_n + mine, mine])  # p(i): the other view
     return F.cross_entropy(sim, target)
 

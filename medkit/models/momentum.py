@@ -23,10 +23,11 @@ def momentum_copy(net: nn.Module) -> nn.Module:
 @torch.no_grad()
 def ema_update(online: nn.Module, target: nn.Module, m: float) -> None:
     """theta_target <- m theta_target + (1 - m) theta_online (buffers copied)."""
-    for po, pt in zip(online.parameters(), target.parameters()):
-        pt.mul_(m).add_(po.detach(), alpha=1 - m)
-    for bo, bt in zip(online.buffers(), target.buffers()):
-        bt.copy_(bo)
+    # one fused call per kind instead of one small op per tensor (hundreds per step)
+    torch._foreach_lerp_(list(target.parameters()), [p.detach() for p in online.parameters()], 1 - m)
+    bt, bo = list(target.buffers()), list(online.buffers())
+    if bt:
+        torch._foreach_copy_(bt, bo)
 
 
 class Queue(nn.Module):
