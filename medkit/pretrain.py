@@ -30,25 +30,40 @@ from medkit.runs import load_checkpoint, open_run, read_json, write_json
 from medkit.train import TrainConfig, pick_device, seed_everything, train_loop
 
 
+def partition_table(pool: SliceSet, n_partitions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slice indices of every (volume, partition) cell, padded: (n_volumes, S, max_count) and the
+    counts (n_volumes, S); a cell with no slice (a volume shorter than S) falls back to all the
+    volume's slices. Built once, so that structured batches are drawn without Python loops."""
+    cells: list[list[torch.Tensor]] = []
+    for c in range(len(pool.cases)):
+        of_case = pool.case_index == c
+        cells.append([torch.nonzero(of_case & (pool.partition == p)).flatten() for p in range(n_partitions)])
+        cells[-1] = [cell if len(cell) else torch.nonzero(of_case).flatten() for cell in cells[-1]]
+    width = max(len(cell) for row in cells for cell in row)
+    table = torch.zeros(len(cells), n_partitions, width, dtype=torch.long)
+    counts = torch.zeros(len(cells), n_partitions, dtype=torch.long)
+    for c, row in enumerate(cells):
+        for p, cell in enumerate(row):
+            table[c, p, :len(cell)] = cell
+            counts[c, p] = len(cell)
+    return table, counts
+
+
 def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured: bool,
-                 n_partitions: int) -> Batch:
+                 n_partitions: int, table: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batch:
     """A batch of unlabelled slices.
 
     Args:
         structured: m = batch_size // n_partitions volumes, one random slice from each of their
             partitions (Chaitanya et al.'s batches); else uniformly random slices.
+        table: :func:`partition_table` of the pool (built here if not given).
     """
     if structured:
+        cells, counts = table if table is not None else partition_table(pool, n_partitions)
         m = max(1, batch_size // n_partitions)
-        cases = torch.randperm(len(pool.cases), generator=g)[:m]
-        picks = []
-        for c in cases.tolist():
-            for p in range(n_partitions):
-                cand = torch.nonzero((pool.case_index == c) & (pool.partition == p)).flatten()
-                if len(cand) == 0:  # volumes with fewer slices than partitions
-                    cand = torch.nonzero(pool.case_index == c).flatten()
-                picks.append(cand[torch.randint(len(cand), (1,), generator=g)])
-        idx = torch.cat(picks)
+        cases = torch.randperm(len(pool.cases), generator=g)[:m]  # (m,)
+        pick = (torch.rand(len(cases), n_partitions, generator=g) * counts[cases]).long()  # (m, S)
+        idx = cells[cases].gather(2, pick[:, :, None]).flatten()  # (m*S,) volume-major
     else:
         idx = torch.randint(len(pool), (batch_size,), generator=g)
     return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
@@ -116,6 +131,7 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     if (run / "model.pt").exists():
         return run
     n_part = int(pool.partition.max()) + 1
+    table = partition_table(pool, n_part) if m.structured_batches() else None
     probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
     t0 = time.perf_counter()
     net: torch.nn.Module = m
@@ -130,7 +146,7 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
                                       find_unused_parameters=True)
 
     def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
-        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part)  # the same in every process
+        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part, table)  # the same in every process
         if world > 1:  # this process's shard, and its own augmentation stream
             b = shard(b, rank, world)
             g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)

@@ -108,3 +108,14 @@ def test_unknown_method_and_key_are_named():
 def test_pool_holds_no_test_patient():
     ds = load_dataset("phantom", image_size=32, phantom_subjects=10)
     assert not set(ds.part("pool").patients) & set(ds.split.test)
+
+
+def test_structured_batches_take_one_slice_per_partition_of_distinct_volumes():
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    pool = ds.part("pool")
+    table = pre.partition_table(pool, 4)
+    for seed in range(5):
+        b = pre.sample_batch(pool, 16, torch.Generator().manual_seed(seed), True, 4, table)
+        vol, part = b.volume.view(4, 4), b.partition.view(4, 4)  # 4 volumes x 4 partitions
+        assert (vol == vol[:, :1]).all() and len(set(vol[:, 0].tolist())) == 4
+        assert (part == torch.arange(4)).all()
