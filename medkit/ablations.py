@@ -59,6 +59,13 @@ def collect(study_dir: str | Path) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def grid_order(study_dir: str | Path, key: str = "variant") -> list | None:
+    """The values of one grid entry in the order the study file lists them (for plot order)."""
+    study = _read(Path(study_dir) / "study.json")
+    values = (study or {}).get("grid", {}).get(key)
+    return list(values) if values else None
+
+
 def per_seed(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean Dice of each run (over test volumes and combinations) for each ``by`` group: one value
     per seed, so that plots show the spread over seeds rather than over volumes."""

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from medkit.ablations import collect, over_seeds, per_seed, run_status
+from medkit.ablations import collect, grid_order, over_seeds, per_seed, run_status
 from medkit.errors import MedkitError
 from medkit.viz.results import ablation_plot
 
@@ -44,8 +44,10 @@ def test_collect_reads_complete_runs_with_labels(tmp_path):
     status = run_status(s).set_index("run")
     assert status.loc["b1", "status"] == "incomplete" and status.loc["c0", "status"] == "failed"
     assert "boom" in status.loc["c0", "error"] and status.loc["a1", "rankme_h"] == 12.0
-    fig = ablation_plot(runs, x="variant")
-    assert len(fig.axes) == 2
+    (s / "study.json").write_text(json.dumps({"grid": {"SEED": [0, 1], "variant": {"b": {}, "a": {}}}}))
+    assert grid_order(s) == ["b", "a"] and grid_order(s, "SEED") == [0, 1]
+    fig = ablation_plot(runs, x="variant", order=grid_order(s))
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["b", "a"]
 
 
 def test_nothing_run_yet_is_empty_not_an_error(tmp_path):
