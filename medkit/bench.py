@@ -2,16 +2,17 @@
 
 Per method and image size: training-step throughput (images/s), the ratio of a method's step
 to the backbone's own forward + backward over the same two views (the overhead of views, heads
-and loss), peak memory of a step (bytes held by torch's allocator), and the data pipeline's rate
+and loss), peak resident memory of a training process, and the data pipeline's rate
 (slices/s through batch sampling and the method's two-view augmentation) against the rate the
 step consumes them. Also the dense losses: naive against chunked, memory and time, for 32 x 32,
 64 x 64 and 128 x 128 maps. Writes JSON and a markdown table and prints the machine.
 
-Timings are medians over repeated steps after a warm-up. Memory is the peak of what torch's
-allocator holds during the measured call above what it held before: on CUDA from
+Timings are medians over repeated steps after a warm-up. The dense losses' memory is the peak
+of what torch's allocator holds during the call above what it held before: on CUDA from
 ``torch.cuda.max_memory_allocated``; on the CPU from the profiler's allocation records (every op's
-allocations and frees, in time order). Unlike the process's resident set this counts exactly the
-tensors a step creates, so small cases are not hidden under the interpreter's import-time peak.
+allocations and frees, in time order), exact for these matrix operations and not hidden under the
+interpreter's import-time peak as the resident set is. A method's memory is the peak resident set
+of a fresh process (the CPU allocator records miss oneDNN's convolution buffers).
 """
 from __future__ import annotations
 
@@ -106,10 +107,29 @@ def bench_method(name: str, size: int = 64, batch: int = 16, repeats: int = 5) -
         make_views(pool[idx], *m.views, g)
 
     t_data = _median_time(pipeline, repeats)
-    peak = allocator_peak_mb(step)
     return {"method": name, "size": size, "batch": batch, "step_s": t_step, "images_per_s": batch / t_step,
             "backbone_s": t_backbone, "step_over_backbone": t_step / t_backbone,
-            "data_slices_per_s": batch / t_data, "data_rate_over_step_rate": t_step / t_data, "peak_mb": peak}
+            "data_slices_per_s": batch / t_data, "data_rate_over_step_rate": t_step / t_data}
+
+
+_RSS = """
+import resource, sys, json
+sys.path.insert(0, {root!r})
+from medkit.bench import bench_method
+bench_method({name!r}, {size}, {batch}, repeats=1)
+print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def peak_rss_mb(name: str, size: int, batch: int) -> float:
+    """Peak resident memory (MB) of a fresh interpreter that builds the method and runs its steps:
+    what a training process needs, interpreter and libraries included (the allocator peak of a
+    step misses oneDNN's convolution buffers on the CPU)."""
+    import subprocess
+    import sys
+    code = _RSS.format(root=str(Path(__file__).resolve().parents[1]), name=name, size=size, batch=batch)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
 def allocator_peak_mb(fn) -> float:
@@ -171,15 +191,16 @@ def bench_dense(side: int, channels: int = 32, chunk: int = 256) -> dict:
 
 
 def run_bench(out: str | Path, sizes: tuple[int, ...] = (64,), methods: tuple[str, ...] = tuple(METHODS),
-              dense_sides: tuple[int, ...] = (32, 64, 128), batch: int = 16) -> dict:
+              dense_sides: tuple[int, ...] = (32, 64, 128), batch: int = 16, repeats: int = 15) -> dict:
     """Run everything, write ``out.json`` and ``out.md``."""
     result = {"machine": machine(), "methods": [], "dense": []}
     for size in sizes:
         for name in methods:
-            r = bench_method(name, size, batch)
+            r = bench_method(name, size, batch, repeats)
+            r["peak_rss_mb"] = peak_rss_mb(name, size, batch)
             result["methods"].append(r)
             print(f"{name:>10} {size}px: {r['images_per_s']:.0f} img/s, step/backbone {r['step_over_backbone']:.2f}, "
-                  f"data rate / step rate {r['data_rate_over_step_rate']:.1f}x, peak {r['peak_mb']:.0f} MB", flush=True)
+                  f"data rate / step rate {r['data_rate_over_step_rate']:.1f}x, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     for side in dense_sides:
         result["dense"].append(bench_dense(side))
         print(result["dense"][-1], flush=True)
@@ -193,10 +214,10 @@ def run_bench(out: str | Path, sizes: tuple[int, ...] = (64,), methods: tuple[st
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"machine: {m['platform']}, {m['cpus']} threads, torch {m['torch']}, CUDA {m['cuda']}", "",
-             "| method | size | images/s | step / backbone | data rate / step rate | peak MB |", "|---|---|---|---|---|---|"]
+             "| method | size | images/s | step / backbone | data rate / step rate | peak RSS MB |", "|---|---|---|---|---|---|"]
     for x in r["methods"]:
         lines.append(f"| {x['method']} | {x['size']} | {x['images_per_s']:.0f} | {x['step_over_backbone']:.2f} | "
-                     f"{x['data_rate_over_step_rate']:.1f} | {x['peak_mb']:.0f} |")
+                     f"{x['data_rate_over_step_rate']:.1f} | {x.get('peak_rss_mb', float('nan')):.0f} |")
     lines += ["", "| dense map | naive MB | chunked MB | chunked / naive | naive s | chunked s | |value diff| | "
               "max |grad diff| |", "|---|---|---|---|---|---|---|---|"]
     nan = float("nan")

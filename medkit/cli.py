@@ -142,7 +142,7 @@ def _bench(a: argparse.Namespace) -> int:
         rows = []
         for size in sizes:
             for name in ("simclr", "moco_v2"):
-                rows.append(compare(name, size, a.batch_size))
+                rows.append(compare(name, size, a.batch_size, repeats=a.repeats))
                 print(f"{name} {size}px: medkit {rows[-1]['medkit_s']:.4f} s, lightly {rows[-1]['lightly_s']:.4f} s, "
                       f"ratio {rows[-1]['medkit_over_lightly']:.2f}", flush=True)
         out = Path(a.out)
@@ -153,7 +153,7 @@ def _bench(a: argparse.Namespace) -> int:
         return 0
     methods = tuple(a.methods.split(",")) if a.methods != "all" else None
     kwargs = {"methods": methods} if methods else {}
-    run_bench(a.out, sizes=sizes, batch=a.batch_size, **kwargs)
+    run_bench(a.out, sizes=sizes, batch=a.batch_size, repeats=a.repeats, **kwargs)
     print(f"written {a.out}.json and {a.out}.md")
     return 0
 
@@ -235,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--sizes", default="64", help="comma-separated image sizes")
     bn.add_argument("--methods", default="all", help="comma-separated method names, or all")
     bn.add_argument("--batch-size", type=int, default=16)
+    bn.add_argument("--repeats", type=int, default=15, help="timed steps per measure (medians)")
     bn.add_argument("--lightly", action="store_true",
                     help="time moco_v2 and simclr against the same steps built from lightly (needs lightly)")
     bn.set_defaults(func=_bench)
