@@ -20,7 +20,7 @@ def run_status(study_dir: str | Path) -> pd.DataFrame:
     and the final RankMe of h when the run recorded one."""
     study = Path(study_dir)
     rows = []
-    for run in sorted(p for p in study.iterdir() if p.is_dir()) if study.is_dir() else []:
+    for run in _run_dirs(study):
         point = _read(run / "point.json") or {}
         row = {"run": run.name, **{k: v for k, v in point.items() if k != "notebook"}}
         if (run / "done.json").exists():
@@ -45,7 +45,7 @@ def collect(study_dir: str | Path) -> pd.DataFrame:
     """
     study = Path(study_dir)
     tables = []
-    for run in sorted(p for p in study.iterdir() if p.is_dir()) if study.is_dir() else []:
+    for run in _run_dirs(study):
         if not ((run / "done.json").exists() and (run / "results.csv").exists()):
             continue
         table = pd.read_csv(run / "results.csv", dtype={"k": str})
@@ -79,6 +79,10 @@ def over_seeds(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Table of mean, std and number of seeds (runs) of the per-run mean Dice for each group."""
     runs = per_seed(results, by)
     return runs.groupby(by, sort=False)["dice_mean"].agg(["mean", "std", "count"]).round(3)
+
+
+def _run_dirs(study: Path) -> list[Path]:
+    return sorted(p for p in study.iterdir() if p.is_dir()) if study.is_dir() else []
 
 
 def _read(path: Path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,8 @@ def _median_time(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def bench_method(name: str, size: int = 64, batch: int = 16, repeats: int = 5) -> dict:
-    """Step time, backbone time, data-pipeline rate and allocator peak of one method's training step.
+    """Step time, backbone time and data-pipeline rate of one method's training step (memory:
+    :func:`peak_rss_mb`).
 
     The step is what :func:`medkit.pretrain.pretrain` runs (method defaults, channels_last, fused
     AdamW, momentum updates); the backbone reference is the U-Net's own training step on the same
@@ -125,8 +127,6 @@ def peak_rss_mb(name: str, size: int, batch: int) -> float:
     """Peak resident memory (MB) of a fresh interpreter that builds the method and runs its steps:
     what a training process needs, interpreter and libraries included (the allocator peak of a
     step misses oneDNN's convolution buffers on the CPU)."""
-    import subprocess
-    import sys
     code = _RSS.format(root=str(Path(__file__).resolve().parents[1]), name=name, size=size, batch=batch)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]

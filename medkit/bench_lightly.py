@@ -23,7 +23,7 @@ import copy
 import torch
 from torch import nn
 
-from medkit.bench import _median_time
+from medkit.bench import _paired_times
 from medkit.data.views import make_views
 from medkit.errors import MedkitError
 from medkit.methods import build_method
@@ -120,11 +120,7 @@ def compare(name: str, size: int = 64, batch: int = 16, repeats: int = 9, queue:
         opt_theirs.step()
         theirs.after_step()
 
-    t_ours, t_theirs = [], []
-    for _ in range(3):  # alternate blocks so that drifts of the machine hit both sides
-        t_ours.append(_median_time(step_ours, repeats // 3 or 1))
-        t_theirs.append(_median_time(step_theirs, repeats // 3 or 1))
-    ours_s, theirs_s = sorted(t_ours)[1], sorted(t_theirs)[1]
+    ours_s, theirs_s = _paired_times([step_ours, step_theirs], repeats)  # alternating: drifts hit both
     import lightly
     return {"method": name, "size": size, "batch": batch, "medkit_s": ours_s, "lightly_s": theirs_s,
             "medkit_over_lightly": ours_s / theirs_s, "lightly": lightly.__version__, "torch": torch.__version__}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -107,7 +108,6 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _diagnose(a: argparse.Namespace) -> int:
-    import json
 
     from medkit.diagnose import diagnose
     out = diagnose(a.checkpoint, a.data, a.out, max_n=a.max_n, device=a.device)
@@ -137,7 +137,6 @@ def _bench(a: argparse.Namespace) -> int:
     print("machine:", machine())
     sizes = tuple(_int("--sizes", t) for t in a.sizes.split(","))
     if a.lightly:
-        import json
         from medkit.bench_lightly import compare, markdown
         rows = []
         for size in sizes:

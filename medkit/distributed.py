@@ -51,10 +51,6 @@ def rank() -> int:
     return dist.get_rank() if active() else 0
 
 
-def world_size() -> int:
-    return dist.get_world_size() if active() else 1
-
-
 def is_main() -> bool:
     """True in the process that writes run folders (rank 0, or the only process)."""
     return rank() == 0

@@ -34,18 +34,18 @@ def partition_table(pool: SliceSet, n_partitions: int) -> tuple[torch.Tensor, to
     """Slice indices of every (volume, partition) cell, padded: (n_volumes, S, max_count) and the
     counts (n_volumes, S); a cell with no slice (a volume shorter than S) falls back to all the
     volume's slices. Built once, so that structured batches are drawn without Python loops."""
-    cells: list[list[torch.Tensor]] = []
-    for c in range(len(pool.cases)):
+    def cell(c: int, p: int) -> torch.Tensor:
         of_case = pool.case_index == c
-        cells.append([torch.nonzero(of_case & (pool.partition == p)).flatten() for p in range(n_partitions)])
-        cells[-1] = [cell if len(cell) else torch.nonzero(of_case).flatten() for cell in cells[-1]]
+        idx = torch.nonzero(of_case & (pool.partition == p)).flatten()
+        return idx if len(idx) else torch.nonzero(of_case).flatten()
+    cells = [[cell(c, p) for p in range(n_partitions)] for c in range(len(pool.cases))]
     width = max(len(cell) for row in cells for cell in row)
     table = torch.zeros(len(cells), n_partitions, width, dtype=torch.long)
     counts = torch.zeros(len(cells), n_partitions, dtype=torch.long)
     for c, row in enumerate(cells):
-        for p, cell in enumerate(row):
-            table[c, p, :len(cell)] = cell
-            counts[c, p] = len(cell)
+        for p, idx in enumerate(row):
+            table[c, p, :len(idx)] = idx
+            counts[c, p] = len(idx)
     return table, counts
 
 
