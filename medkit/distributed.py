@@ -130,5 +130,10 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
+    """Leave the process group once every process is done with it (tearing gloo down while
+    another process still talks to it aborts with "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        import gc
+        gc.collect()  # DDP reducers hold work on the group: free them first
+        dist.barrier()
         dist.destroy_process_group()

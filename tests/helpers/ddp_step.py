@@ -49,6 +49,7 @@ def run(out: str) -> None:
         grads = torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
         results[case] = {"loss": float(distributed.mean_over_processes(terms["loss"].detach())), "grad": grads,
                          "queue": m.queue.keys.clone() if hasattr(m, "queue") else None}
+        del net, terms  # no DDP reducer outlives its case
     if distributed.is_main():
         torch.save({"world": world, **results}, out)
     distributed.cleanup()
