@@ -24,7 +24,7 @@ SMALL := --data phantom --image-size 64 --val-every 100 --quiet
 demo: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m medkit supervised $(SMALL) --labelled 1,2,8 --steps 400 --out $(DEMO)/supervised --resume
 	MPLBACKEND=Agg $(PY) -m medkit pretrain $(SMALL) --method med_moco --steps 300 --out $(DEMO)/pretrain_med_moco --resume
-	MPLBACKEND=Agg $(PY) -m medkit evaluate $(SMALL) --checkpoint $(DEMO)/pretrain_med_moco --protocol linear \
+	MPLBACKEND=Agg $(PY) -m medkit evaluate $(SMALL) --checkpoint $(DEMO)/pretrain_med_moco --eval-protocol linear \
 		--labelled 1,2,8 --steps 400 --out $(DEMO)/linear_med_moco --resume
 	test -f $(DEMO)/diagnose_med_moco/diagnostics.json || MPLBACKEND=Agg $(PY) -m medkit diagnose \
 		--checkpoint $(DEMO)/pretrain_med_moco --data phantom --out $(DEMO)/diagnose_med_moco

@@ -33,3 +33,31 @@ def test_option_mistakes_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert words in err and "\n" not in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_defaults_come_from_the_library():
+    from medkit.cli import _data, _schedule, parser
+    from medkit.data.datasets import DataConfig
+    from medkit.workflows import schedules
+    a = parser().parse_args(["pretrain", "--method", "simclr", "--data", "phantom", "--out", "x"])
+    assert _schedule(a, schedules.PRETRAIN) == schedules.PRETRAIN
+    d = DataConfig()
+    assert _data(a) == {"image_size": d.image_size, "crop": d.crop, "frames": d.frames, "split": d.split}
+    a = parser().parse_args(["supervised", "--data", "phantom", "--out", "x", "--steps", "7", "--no-amp",
+                             "--crop", "none", "--split", "random"])
+    cfg = _schedule(a, schedules.FEW_LABEL)
+    assert cfg.steps == 7 and not cfg.amp and cfg.lr == schedules.FEW_LABEL.lr
+    assert _data(a)["crop"] is None and _data(a)["split"] == "random"
+
+
+def test_old_spellings_still_work_with_a_deprecation_warning(capsys):
+    from medkit.cli import parser
+    a = parser().parse_args(["pretrain", "--method", "simclr", "--data", "phantom", "--out", "x",
+                             "--protocol", "random"])
+    assert a.split == "random" and "--protocol is deprecated here; use --split" in capsys.readouterr().err
+    a = parser().parse_args(["evaluate", "--checkpoint", "random", "--data", "phantom", "--out", "x",
+                             "--protocol", "finetune"])
+    assert a.eval_protocol == "finetune" and "use --eval-protocol" in capsys.readouterr().err
+    a = parser().parse_args(["evaluate", "--checkpoint", "random", "--data", "phantom", "--out", "x",
+                             "--split", "random"])
+    assert a.split == "random" and a.eval_protocol == "linear" and capsys.readouterr().err == ""

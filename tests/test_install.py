@@ -1,4 +1,4 @@
-"""environment.yml and requirements.txt must describe the same stack (stack.md)."""
+"""environment.yml and requirements.txt must describe the same stack."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -25,6 +25,7 @@ from scipy.ndimage import gaussian_filter
 from medkit.data.volumes import Volume
 
 LABELS = {0: "background", 1: "right ventricle", 2: "myocardium", 3: "left ventricle"}
+PHANTOM_SUBJECTS = 30  # the embedded default: 30 subjects (6 test, 2 validation, 22 training patients)
 SPACING = (1.5, 1.5, 10.0)  # (x, y, z) in mm, close to ACDC's typical cine protocol
 
 
@@ -163,7 +164,7 @@ def make_volume(subject: int, seed: int = 0, es: bool = False, size: int = 160) 
                   spacing=SPACING)
 
 
-def make_phantom(n_subjects: int = 30, seed: int = 0, frames: str = "both",
+def make_phantom(n_subjects: int = PHANTOM_SUBJECTS, seed: int = 0, frames: str = "both",
                  size: int = 160) -> list[Volume]:
     """Generate a phantom data set: ``n_subjects`` subjects with ED and/or ES volumes.
 

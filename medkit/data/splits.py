@@ -71,7 +71,7 @@ class Split:
 
 
 def acdc_split() -> Split:
-    """Chaitanya et al.'s ACDC protocol (methods.md, section 2)."""
+    """Chaitanya et al.'s ACDC protocol (Chaitanya et al., NeurIPS 2020, their published split files)."""
     train = tuple(sorted(set(_acdc(*_r(1, 100))) - set(ACDC_TEST) - set(ACDC_VAL)))
     return Split("acdc-chaitanya", ACDC_TEST, ACDC_VAL, ACDC_POOL, train, ACDC_LABELLED)
 
@@ -113,8 +113,8 @@ def split_for(patients: list[str] | tuple[str, ...], seed: int = 0, protocol: st
     is_acdc = set(_acdc(*_r(1, 100))) <= set(patients)
     if protocol == "acdc" or (protocol == "auto" and is_acdc):
         if not is_acdc:
-            raise MedkitError("--protocol acdc needs patients patient001 .. patient100 in the data")
+            raise MedkitError("--split acdc needs patients patient001 .. patient100 in the data")
         return acdc_split()
     if protocol not in ("auto", "random"):
-        raise MedkitError(f"--protocol must be 'auto', 'acdc' or 'random', got {protocol!r}")
+        raise MedkitError(f"--split must be 'auto', 'acdc' or 'random', got {protocol!r}")
     return random_split(patients, seed)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from monai.data import load_decathlon_datalist
 
 from medkit.errors import MedkitError
 
@@ -72,6 +73,16 @@ class Pair:
     label: Path | None
 
 
+def _datalist(meta: Path, root: Path) -> list[dict]:
+    """The 'training' list of a dataset.json with paths joined to ``root``
+    (MONAI's ``load_decathlon_datalist``); a malformed list is one clear error."""
+    try:
+        return load_decathlon_datalist(meta, is_segmentation=True, data_list_key="training", base_dir=root)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise MedkitError(f"{meta}: 'training' must be a list of {{\"image\": path, \"label\": path}} "
+                          f"objects ({e})") from None
+
+
 def read_index(root: str | Path) -> tuple[list[Pair], dict[int, str] | None]:
     """List the (image, label) pairs of a Decathlon folder and its label names.
 
@@ -88,18 +99,21 @@ def read_index(root: str | Path) -> tuple[list[Pair], dict[int, str] | None]:
             info = json.loads(meta.read_text())
         except json.JSONDecodeError as e:
             raise MedkitError(f"{meta}: not valid JSON ({e})") from None
+        if not isinstance(info, dict):
+            raise MedkitError(f"{meta}: must hold a JSON object, got {type(info).__name__}")
         if "labels" in info:
             try:
                 names = {int(k): str(v) for k, v in info["labels"].items()}
             except (ValueError, AttributeError):
                 raise MedkitError(f"{meta}: 'labels' must map integer values to names") from None
-        entries = info.get("training") or []
+        entries = _datalist(meta, root) if info.get("training") else []
         pairs = []
         for e in entries:
-            if not isinstance(e, dict) or "image" not in e:
-                raise MedkitError(f"{meta}: every 'training' entry needs an 'image', got {e!r}")
-            img = (root / e["image"]).resolve()
-            lab = (root / e["label"]).resolve() if e.get("label") else None
+            if not isinstance(e.get("image"), str) or not isinstance(e.get("label") or "", str):
+                raise MedkitError(f"{meta}: every 'training' entry needs an 'image' path (and a 'label' path "
+                                  f"or none), got {e!r}")
+            img = Path(e["image"]).resolve()
+            lab = Path(e["label"]).resolve() if e.get("label") else None
             pairs.append(Pair(_stem(img), img, lab))
     else:
         img_dir = root / "imagesTr"

@@ -1,7 +1,8 @@
 """Scalar monitors of collapse: effective rank, collapsed and dead dimensions, std, alignment,
 uniformity.
 
-Two effective ranks are offered because they disagree strongly on the same features (stack.md):
+Two effective ranks are offered because they can disagree strongly on the same features (the first
+weighs the raw, uncentred matrix, the second the spread of the normalised, centred embeddings):
 
 * :func:`rankme` (Garrido et al., ICML 2023): singular values s_k of the *uncentred* N x D
   embedding matrix, p_k = s_k / sum(s) + 1e-7, rank = exp(-sum_k p_k log p_k), in [1, min(N, D)].

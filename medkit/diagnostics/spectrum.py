@@ -30,18 +30,15 @@ def spectrum(z: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     z = _check(z)
     if normalize:
         z = F.normalize(z, dim=1)
-    zc = z - z.mean(0, keepdim=True)
-    cov = zc.T @ zc / z.shape[0]  # (D, D)
+    cov = torch.cov(z.T, correction=0)  # (D, D), divided by N as in DirectCLR
     return torch.linalg.svdvals(cov).float()  # (D,), descending
 
 
-def correlation_matrix(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Pearson correlation between the D feature dimensions, (D, D).
+def correlation_matrix(z: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between the D feature dimensions, (D, D) (``torch.corrcoef``).
 
     Healthy (decorrelated, e.g. after ZCA whitening): near the identity. Collapsed: large
-    off-diagonal blocks (many dimensions carry the same signal).
+    off-diagonal blocks (many dimensions carry the same signal). A dead (constant) dimension has
+    no correlation: its row and column are 0.
     """
-    z = _check(z)
-    zc = z - z.mean(0, keepdim=True)
-    zs = zc / (zc.norm(dim=0, keepdim=True) + eps)
-    return (zs.T @ zs).float()
+    return torch.corrcoef(_check(z).T).nan_to_num(0.0).float()

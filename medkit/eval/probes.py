@@ -8,7 +8,7 @@
   methods (SimCLR, MoCo, Chaitanya's global stage, IDEAL) a fair readout of what they learnt.
 * ``finetune``: the pretrained U-Net plus a fresh 1x1 segmentation head, everything trained.
 * ``consistency``: IDEAL's fine-tuning, two decoders with cross-consistency on the unlabelled
-  pool (:mod:`medkit.eval.consistency`).
+  pool (:class:`medkit.models.two_decoder.TwoDecoderNet`).
 
 With no pretrained network (``net=None``) the same models start from random initialisation:
 the baselines every table needs (a frozen random encoder for ``linear``).
@@ -21,7 +21,7 @@ from torch import nn
 
 from medkit.errors import MedkitError
 from medkit.models.heads import segmentation_head
-from medkit.models.unet import UNet
+from medkit.models.unet import DEFAULT_CHANNELS, UNet
 
 PROTOCOLS = ("linear", "finetune", "consistency")
 
@@ -61,17 +61,17 @@ class LinearProbe(nn.Module):
 
 
 def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
-                       channels: tuple[int, ...] = (16, 32, 64, 128, 256)) -> nn.Module:
+                       channels: tuple[int, ...] = DEFAULT_CHANNELS) -> nn.Module:
     """A segmentation network for ``protocol`` from a pretrained U-Net (or random init if None)."""
     if protocol not in PROTOCOLS:
-        raise MedkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        raise MedkitError(f"--eval-protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     base = UNet(1, 0, net.channels if net is not None else channels)
     if net is not None:
         base.load_state_dict(net.state_dict())
     if protocol == "linear":
         return LinearProbe(base, n_classes)
     if protocol == "consistency":
-        from medkit.eval.consistency import TwoDecoderNet
+        from medkit.models.two_decoder import TwoDecoderNet
         return TwoDecoderNet(base, n_classes)
     seg = UNet(1, n_classes, base.channels)
     missing, unexpected = seg.load_state_dict(base.state_dict(), strict=False)

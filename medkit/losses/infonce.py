@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medkit.distributed import gather, local_rows
+from medkit.comm import gather, local_rows
 from medkit.losses._checks import same_2d
 
 
@@ -43,12 +43,16 @@ def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tens
     return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
+            gather_distributed: bool = False) -> torch.Tensor:
     """NT-Xent over the two views of a batch (SimCLR; Chaitanya et al.'s G^R).
 
     Args:
-        z1, z2: (N, D) embeddings of view 1 and view 2 of the same N samples.
+        z1, z2: (n, D) embeddings of view 1 and view 2 of the same n samples.
         temperature: t (SimCLR 0.5 at large batch; Chaitanya et al. 0.1).
+        gather_distributed: in a process group, contrast this process's anchors against the
+            candidates of every process (the global batch of N = W n samples); otherwise each
+            process contrasts only its own n samples, whatever the process group.
 
     Example:
         >>> z = torch.randn(4, 8)
@@ -59,9 +63,12 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     n = z1.shape[0]
     u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     u = torch.cat([u1, u2])  # (2n, D): this process's anchors
-    cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): every process's (N = n in one process)
+    if gather_distributed:
+        cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): every process's (N = n in one process)
+        mine = local_rows(n, u.device)  # this process's rows among the N
+    else:
+        cand, mine = u, torch.arange(n, device=u.device)  # (2n, D), (n,)
     big_n = cand.shape[0] // 2
-    mine = local_rows(n, u.device)  # this process's rows among the N
     me = torch.cat([mine, big_n + mine])  # (2n,) each anchor's own column
     sim = (u / temperature) @ cand.T  # (2n, 2N); scaling the 2n x D side, not the 2n x 2N one
     sim = sim.index_put((torch.arange(2 * n, device=u.device), me), sim.new_tensor(float("-inf")))

@@ -10,10 +10,10 @@ counts region i of same-partition slices of other volumes as positives. With s =
 
 Hassanpour et al. (2024, "Med-MoCo") local loss on an early, trainable encoder map: regions are
 sampled where both views overlap and pooled at the *same image location* in each view (through
-the views' affine maps), positive = same region in the other view, negatives = the other
-regions of the same image. The authors' code pooled the raw input (no gradient) at unaligned
-positions; medkit pools a trainable map at aligned positions (tests/test_local.py shows the
-loss moves the early layer's weights).
+the views' affine maps, by the caller: :mod:`medkit.data.regions`), positive = same region in the
+other view, negatives = the other regions of the same image. The authors' code pooled the raw
+input (no gradient) at unaligned positions; medkit pools a trainable map at aligned positions
+(``tests/methods/test_moco_local.py`` shows the loss moves the early layer's weights).
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from medkit.data.views import inside, map_points, sample_points, to_source
 from medkit.losses._masked import masked_contrastive
 
 
@@ -85,73 +84,33 @@ def chaitanya_local(f1: torch.Tensor, f2: torch.Tensor, n_regions: int = 13, siz
     return masked_contrastive(sim, positives, positives | negatives)
 
 
-def aligned_regions(n: int, n_regions: int, theta1: torch.Tensor, theta2: torch.Tensor,
-                    g: torch.Generator, size: float = 0.2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample region centres in view 1 whose whole region is seen by view 2 and lies in the source.
-
-    Args:
-        n: batch size; n_regions: regions per image; theta1, theta2: (B, 2, 3) view -> source maps.
-        size: region side as a fraction of the view's side (normalised units: 2 * size).
-
-    Returns:
-        centres in view 1 (B, R, 2), the same points in view 2 (B, R, 2), valid (B, R).
-    """
-    cand = (torch.rand(n, 4 * n_regions, 2, generator=g) * 2 - 1) * (0.95 - size)  # (B, 4R, 2)
-    cand = cand.to(theta1.device)
-    half = size
-    ok = torch.ones(n, 4 * n_regions, dtype=torch.bool, device=theta1.device)
-    for dx in (-half, half):  # all four corners of the region must be inside view 2
-        for dy in (-half, half):
-            corner = cand + torch.tensor([dx, dy], device=cand.device)
-            ok &= inside(map_points(corner, theta1, theta2), 0.05) & inside(to_source(corner, theta1), 0.05)
-    # take valid candidates first (stable order keeps it random and seeded)
-    order = torch.argsort((~ok).float(), dim=1, stable=True)[:, :n_regions]  # (B, R)
-    c1 = torch.gather(cand, 1, order[..., None].expand(-1, -1, 2))
-    valid = torch.gather(ok, 1, order)
-    return c1, map_points(c1, theta1, theta2), valid
-
-
-def pool_at(fmap: torch.Tensor, centres: torch.Tensor, theta_from: torch.Tensor | None,
-            theta_to: torch.Tensor | None, size: float = 0.2, k: int = 3) -> torch.Tensor:
-    """Mean features (B, R, C) over a k x k lattice of points of square regions around ``centres``
-    (given in the coordinates of view 'from'; with thetas, sampled in view 'to')."""
-    b, r, _ = centres.shape
-    offs = torch.linspace(-size, size, k, device=centres.device)
-    grid = torch.cartesian_prod(offs, offs)  # (k*k, 2)
-    pts = (centres[:, :, None, :] + grid).reshape(b, r * k * k, 2)  # in view 'from'
-    if theta_from is not None and theta_to is not None:
-        pts = map_points(pts, theta_from, theta_to)
-    feats = sample_points(fmap, pts)  # (B, R*k*k, C)
-    return feats.view(b, r, k * k, -1).mean(2)
-
-
-def medmoco_local(f1: torch.Tensor, f2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
-                  g: torch.Generator, n_regions: int = 20, size: float = 0.2,
+def medmoco_local(e1: torch.Tensor, e2: torch.Tensor, valid: torch.Tensor,
                   temperature: float = 0.2) -> torch.Tensor:
-    """Med-MoCo's local loss on aligned regions of an early encoder map.
+    """Med-MoCo's local loss on region embeddings pooled at the same image locations in two views.
+
+    With u the L2-normalised region embeddings of both views and s = u . u' / t, region i of
+    image b in one view has as positive region i of b in the other view and as negatives the
+    other regions of b (both views); invalid regions are neither anchors nor candidates:
+
+        L = mean_(b, i valid, view) -log( exp(s_pos) / sum_{a != self, a valid, same b} exp(s_a) ).
+
+    The regions and their pooling are the caller's (:func:`medkit.data.regions.aligned_regions`,
+    :func:`medkit.data.regions.pool_at`), so that this function sees tensors only.
 
     Args:
-        f1, f2: (B, C, h, w) early feature maps of view 1 and view 2 (trainable layers).
-        theta1, theta2: (B, 2, 3) view -> source maps of the two views.
-        g: generator for the region positions.
-        n_regions: regions per image (paper: 20).
-        size: half-side of a region in normalised view-1 units (0.2: a fifth of the view).
+        e1, e2: (B, R, C) embeddings of R regions per image in view 1 and view 2.
+        valid: (B, R) regions seen by both views.
         temperature: t.
 
     Returns:
-        the mean over valid regions and both directions of the InfoNCE with positive = the same
-        region in the other view and negatives = the other regions of that image (both views).
+        the mean over valid regions and both directions.
     """
-    if f1.ndim != 4 or f2.ndim != 4 or f1.shape[:2] != f2.shape[:2]:
-        raise ValueError(f"medmoco_local: expected (B, C, h, w) maps with equal B and C, got "
-                         f"{tuple(f1.shape)} and {tuple(f2.shape)}")
-    b = f1.shape[0]
-    c1, _, valid = aligned_regions(b, n_regions, theta1, theta2, g, size)
-    e1 = pool_at(f1, c1, None, None, size)  # (B, R, C) at view-1 positions
-    e2 = pool_at(f2, c1, theta1, theta2, size)  # (B, R, C): the same image locations, in view 2
-    r = c1.shape[1]
+    if e1.ndim != 3 or e1.shape != e2.shape or valid.shape != e1.shape[:2]:
+        raise ValueError(f"medmoco_local: expected (B, R, C) embeddings of equal shape and (B, R) valid, got "
+                         f"{tuple(e1.shape)}, {tuple(e2.shape)} and {tuple(valid.shape)}")
+    b, r, _ = e1.shape
     e = F.normalize(torch.cat([e1, e2], 1).reshape(b * 2 * r, -1), dim=1)  # (M, C), (b, view, i)
-    sim = e @ e.T / temperature
+    sim = e @ e.T / temperature  # (M, M)
     img = torch.arange(b, device=e.device).repeat_interleave(2 * r)
     view = torch.arange(2, device=e.device).repeat_interleave(r).repeat(b)
     reg = torch.arange(r, device=e.device).repeat(2 * b)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medkit.distributed import gather, gather_nograd, local_rows
+from medkit.comm import gather, gather_nograd, local_rows
 from medkit.losses._checks import same_2d
 from medkit.losses._masked import masked_contrastive
 
@@ -27,7 +27,7 @@ STRATEGIES = ("GR", "GD-", "GD")
 
 def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.Tensor,
                           volume: torch.Tensor, strategy: str = "GD",
-                          temperature: float = 0.1) -> torch.Tensor:
+                          temperature: float = 0.1, gather_distributed: bool = False) -> torch.Tensor:
     """Chaitanya et al.'s global loss.
 
     Args:
@@ -36,6 +36,8 @@ def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.T
         volume: (N,) volume (case) index of each slice.
         strategy: ``"GR"``, ``"GD-"`` or ``"GD"``.
         temperature: t (Chaitanya et al.: 0.1).
+        gather_distributed: in a process group, contrast against the candidates (and their
+            partition and volume labels) of every process; otherwise this process's only.
     """
     same_2d("partition_contrastive", z1, z2)
     n = z1.shape[0]
@@ -46,12 +48,16 @@ def partition_contrastive(z1: torch.Tensor, z2: torch.Tensor, partition: torch.T
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     u = torch.cat([u1, u2])  # (2n, D): this process's anchors (n = N in one process)
-    cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): the candidates of every process
+    part, vol = partition.to(u.device), volume.to(u.device)  # (n,)
+    if gather_distributed:
+        cand = torch.cat([gather(u1), gather(u2)])  # (2N, D): the candidates of every process
+        part, vol = gather_nograd(part), gather_nograd(vol)  # (N,)
+        mine = local_rows(n, u.device)
+    else:
+        cand, mine = u, torch.arange(n, device=u.device)
     big_n = cand.shape[0] // 2
     sim = u @ cand.T / temperature  # (2n, 2N)
-    part = gather_nograd(partition.to(u.device)).repeat(2)  # (2N,)
-    vol = gather_nograd(volume.to(u.device)).repeat(2)
-    mine = local_rows(n, u.device)
+    part, vol = part.repeat(2), vol.repeat(2)  # (2N,)
     me = torch.cat([mine, big_n + mine])  # (2n,) each anchor's own column
     idx = torch.arange(2 * big_n, device=u.device)
     self_mask = me[:, None] == idx[None, :]

@@ -5,6 +5,8 @@ A method is an ``nn.Module`` with:
 * ``net``: the U-Net (no segmentation head) whose weights are transferred to segmentation;
 * ``views``: the two :class:`~medkit.data.views.ViewConfig` it augments with;
 * ``loss(batch, g, step) -> {"loss": ..., other terms}`` (also its ``forward``, for DDP);
+* ``gather_distributed``: whether its losses see every process's batch (explicit, never implied
+  by a process group existing);
 * ``after_step()``: e.g. the momentum update;
 * ``embed(x) -> {"h": (B, D), "z": (B, D')}``: backbone and projector embeddings for the
   collapse diagnostics.
@@ -75,10 +77,20 @@ def unet(channels: tuple[int, ...]) -> UNet:
 
 
 class Method(nn.Module):
-    """Small shared behaviour; methods override ``loss`` and, where needed, the rest."""
+    """Small shared behaviour; methods override ``loss`` and, where needed, the rest.
+
+    Args:
+        gather_distributed: the losses (and whitening) contrast against, or estimate statistics
+            on, the global batch of every process (set by the pretraining workflow when it runs
+            under ``torchrun`` with several processes); off, each process uses its own batch.
+    """
 
     name = "method"
     views: tuple[ViewConfig, ViewConfig]
+
+    def __init__(self, gather_distributed: bool = False) -> None:
+        super().__init__()
+        self.gather_distributed = gather_distributed
 
     def structured_batches(self) -> bool:
         """True when batches must hold m volumes x one slice per partition (Chaitanya's G^D)."""

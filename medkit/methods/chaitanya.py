@@ -4,7 +4,7 @@ then (optionally) a local loss that pretrains the decoder with the encoder froze
 Stage 1 (``global_steps``): h = bottleneck of the encoder, z = MLP(h); partition-aware loss
 G^R | G^D- | G^D over a batch of m volumes x one slice per partition.
 Stage 2 (the remaining steps, if ``local`` is on): encoder frozen; the decoder up to the map
-``local_map`` and a head of two 1x1 convs are trained with the local loss L^l (or L^D) on
+``dec{local_level}`` and a head of two 1x1 convs are trained with the local loss L^l (or L^D) on
 two intensity-only views (regions at the same place).
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from medkit.losses.local import chaitanya_local
 from medkit.losses.supcon import STRATEGIES, partition_contrastive
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_conv, projection_mlp
+from medkit.models.unet import DEFAULT_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ChaitanyaConfig:
     local stage takes the steps after ``global_steps``.
     """
 
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
     strategy: str = "GD"
     temperature: float = 0.1
     proj_hidden: int = 256
@@ -39,7 +40,7 @@ class ChaitanyaConfig:
     global_steps: int = 10**9  # all steps are global unless local is on
     local: bool = False
     local_strategy: str = "Ll"  # "Ll" or "LD"
-    local_map: str = "dec1"
+    local_level: int = 1  # the decoder map dec{local_level}: 1/2**(level+1) resolution (paper: 1/4)
     n_regions: int = 13
     region_size: int = 3
     n_neg: int = 5
@@ -50,18 +51,20 @@ class ChaitanyaConfig:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.local_strategy not in ("Ll", "LD"):
             raise ValueError(f"local_strategy must be 'Ll' or 'LD', got {self.local_strategy!r}")
+        if not 0 <= self.local_level <= len(self.channels) - 2:
+            raise ValueError(f"local_level must be a decoder level 0..{len(self.channels) - 2}, got {self.local_level}")
 
 
 class Chaitanya(Method):
     name = "chaitanya"
 
-    def __init__(self, cfg: ChaitanyaConfig) -> None:
-        super().__init__()
+    def __init__(self, cfg: ChaitanyaConfig, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
         self.cfg = cfg
         self.net = unet(cfg.channels)
         self.projector = projection_mlp((cfg.channels[-1], cfg.proj_hidden, cfg.proj_dim))
-        level = int(cfg.local_map[3:]) if cfg.local_map.startswith("dec") else 0
-        self.local_head = projection_conv((cfg.channels[level], cfg.channels[level], cfg.channels[level]))
+        c = cfg.channels[cfg.local_level]  # dec{k} has encoder level k's width
+        self.local_head = projection_conv((c, c, c))
         self.views = (ViewConfig(crop_scale=cfg.crop_scale, flip=False), ViewConfig(crop_scale=cfg.crop_scale, flip=False))
 
     def structured_batches(self) -> bool:
@@ -73,7 +76,8 @@ class Chaitanya(Method):
         v = make_views(batch.images, *self.views, g)
         h1, h2 = self.h(v.x1), self.h(v.x2)  # (B, C)
         g_loss = partition_contrastive(self.projector(h1), self.projector(h2), batch.partition,
-                                       batch.volume, self.cfg.strategy, self.cfg.temperature)
+                                       batch.volume, self.cfg.strategy, self.cfg.temperature,
+                                       gather_distributed=self.gather_distributed)
         return {"loss": g_loss, "global": g_loss}
 
     def _local(self, batch: Batch, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -82,7 +86,7 @@ class Chaitanya(Method):
         for x in (v.x1, v.x2):
             with torch.no_grad():  # the encoder is frozen in the local stage
                 enc = self.net.encode(x)
-            maps.append(self.local_head(self.net.features_from(enc)[self.cfg.local_map]))
+            maps.append(self.local_head(self.net.features_from(enc)[f"dec{self.cfg.local_level}"]))
         ld = self.cfg.local_strategy == "LD"
         l_loss = chaitanya_local(maps[0], maps[1], self.cfg.n_regions, self.cfg.region_size, self.cfg.n_neg,
                                  self.cfg.temperature, batch.partition if ld else None,

@@ -20,6 +20,7 @@ from medkit.losses.dense import dense_info_nce
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_conv
 from medkit.models.momentum import ema_update, momentum_copy
+from medkit.models.unet import DEFAULT_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -27,24 +28,29 @@ class IDEALConfig:
     """IDEAL.
 
     Paper (GPU): ResNet-50 encoder, 1x1-conv dense head, Adam 1e-5 (other settings not verified).
-    CPU demo default: the kit's U-Net encoder, dense head on ``feature_map`` (enc3: 1/16 of the
+    CPU demo default: the kit's U-Net encoder, dense head on encoder level ``feature_level`` (enc3: 1/16 of the
     input, 8 x 8 at 128 px), head 128 -> 128, momentum 0.99, temperature 0.2.
     """
 
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
-    feature_map: str = "enc3"
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
+    feature_level: int = 3  # the encoder map enc{feature_level} under the dense head
     proj_dim: int = 128
     momentum: float = 0.99
     temperature: float = 0.2
     crop_scale: tuple[float, float] = (0.3, 1.0)
     chunk: int = 0  # > 0: linear-memory dense loss (large maps, e.g. full resolution on a GPU)
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.feature_level < len(self.channels):
+            raise ValueError(f"feature_level must be an encoder level 0..{len(self.channels) - 1}, "
+                             f"got {self.feature_level}")
+
 
 class Dense(nn.Module):
     def __init__(self, cfg: IDEALConfig) -> None:
         super().__init__()
         self.net = unet(cfg.channels)
-        self.level = int(cfg.feature_map[3:])
+        self.level = cfg.feature_level
         c = cfg.channels[self.level]
         self.head = projection_conv((c, c, cfg.proj_dim))
 
@@ -55,8 +61,8 @@ class Dense(nn.Module):
 class IDEAL(Method):
     name = "ideal"
 
-    def __init__(self, cfg: IDEALConfig) -> None:
-        super().__init__()
+    def __init__(self, cfg: IDEALConfig, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)  # the dense loss contrasts within each image: nothing to gather
         self.cfg = cfg
         self.query = Dense(cfg)
         self.key = momentum_copy(self.query)

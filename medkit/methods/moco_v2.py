@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from medkit.comm import gather_nograd
+from medkit.data.regions import aligned_regions, pool_at
 from medkit.data.views import ViewConfig, make_views
-from medkit.distributed import gather_nograd
 from medkit.errors import MedkitError
 from medkit.losses.infonce import moco_info_nce
 from medkit.losses.local import medmoco_local
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_mlp
 from medkit.models.momentum import Queue, ema_update, momentum_copy
+from medkit.models.unet import DEFAULT_CHANNELS
 from medkit.models.whitening import Whitening
 
 
@@ -38,7 +40,7 @@ class MoCoConfig:
     batch of 128 affords groups of 64 or more).
     """
 
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
     proj_hidden: int = 256
     proj_dim: int = 128
     queue: int = 4096
@@ -47,7 +49,7 @@ class MoCoConfig:
     crop_scale: tuple[float, float] = (0.2, 1.0)
     local: bool = False
     local_weight: float = 0.5
-    local_map: str = "enc0"
+    local_level: int = 0  # the encoder map enc{local_level} (0: the first, 1/2 resolution)
     n_regions: int = 20
     region_size: float = 0.15
     zca: bool = False
@@ -59,18 +61,46 @@ class MoCoConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.zca and self.channels[-1] % self.whitening_groups:
             raise ValueError(f"whitening_groups {self.whitening_groups} must divide {self.channels[-1]} channels")
+        if not 0 <= self.local_level < len(self.channels):
+            raise ValueError(f"local_level must be an encoder level 0..{len(self.channels) - 1}, "
+                             f"got {self.local_level}")
         if self.whitening not in ("zca", "iternorm"):
             raise ValueError(f"whitening must be 'zca' or 'iternorm', got {self.whitening!r}")
+
+
+def local_region_loss(f1: torch.Tensor, f2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
+                      g: torch.Generator, n_regions: int = 20, size: float = 0.2,
+                      temperature: float = 0.2) -> torch.Tensor:
+    """Med-MoCo's local loss on two views' early feature maps: regions seen by both views, pooled
+    at the same image location in each (:mod:`medkit.data.regions`), contrasted by
+    :func:`medkit.losses.local.medmoco_local`.
+
+    Args:
+        f1, f2: (B, C, h, w) early maps of view 1 and view 2 (trainable layers).
+        theta1, theta2: (B, 2, 3) view -> source maps of the two views.
+        g: generator for the region positions.
+        n_regions: regions per image (paper: 20).
+        size: half-side of a region in normalised view-1 units (0.2: a fifth of the view).
+        temperature: t.
+    """
+    if f1.ndim != 4 or f2.ndim != 4 or f1.shape[:2] != f2.shape[:2]:
+        raise ValueError(f"local_region_loss: expected (B, C, h, w) maps with equal B and C, got "
+                         f"{tuple(f1.shape)} and {tuple(f2.shape)}")
+    c1, _, valid = aligned_regions(f1.shape[0], n_regions, theta1, theta2, g, size)  # (B, R, 2), (B, R)
+    e1 = pool_at(f1, c1, None, None, size)  # (B, R, C) at view-1 positions
+    e2 = pool_at(f2, c1, theta1, theta2, size)  # (B, R, C): the same image locations, in view 2
+    return medmoco_local(e1, e2, valid, temperature)
 
 
 class Encoder(nn.Module):
     """U-Net encoder -> pooled h -> (whitening) -> projector z."""
 
-    def __init__(self, cfg: MoCoConfig) -> None:
+    def __init__(self, cfg: MoCoConfig, gather_distributed: bool = False) -> None:
         super().__init__()
         self.net = unet(cfg.channels)
         d = cfg.channels[-1]
-        self.whiten = Whitening(d, cfg.whitening_groups, cfg.whitening) if cfg.zca else nn.Identity()
+        self.whiten = (Whitening(d, cfg.whitening_groups, cfg.whitening, gather_distributed=gather_distributed)
+                       if cfg.zca else nn.Identity())
         self.projector = projection_mlp((d, cfg.proj_hidden, cfg.proj_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -82,10 +112,10 @@ class Encoder(nn.Module):
 class MoCo(Method):
     name = "moco_v2"
 
-    def __init__(self, cfg: MoCoConfig) -> None:
-        super().__init__()
+    def __init__(self, cfg: MoCoConfig, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
         self.cfg = cfg
-        self.query = Encoder(cfg)
+        self.query = Encoder(cfg, gather_distributed)
         self.key = momentum_copy(self.query)
         self.queue = Queue(cfg.queue, cfg.proj_dim)
         v = ViewConfig(crop_scale=cfg.crop_scale)
@@ -104,13 +134,15 @@ class MoCo(Method):
         queue = self.queue.keys.clone()
         glob = 0.5 * (moco_info_nce(q1, k2, queue, self.cfg.temperature)
                       + moco_info_nce(q2, k1, queue, self.cfg.temperature))
-        self.queue.push(torch.cat([gather_nograd(k1), gather_nograd(k2)]))  # every process's keys
+        if self.gather_distributed:  # every process's keys enter every process's (identical) queue
+            k1, k2 = gather_nograd(k1), gather_nograd(k2)
+        self.queue.push(torch.cat([k1, k2]))  # (2B, D)
         out = {"global": glob}
         loss = glob
         if self.cfg.local:
-            level = int(self.cfg.local_map[3:])
-            loc = medmoco_local(enc1[level], enc2[level], v.theta1, v.theta2, g, self.cfg.n_regions,
-                                self.cfg.region_size, self.cfg.temperature)
+            level = self.cfg.local_level
+            loc = local_region_loss(enc1[level], enc2[level], v.theta1, v.theta2, g, self.cfg.n_regions,
+                                    self.cfg.region_size, self.cfg.temperature)
             out["local"] = loc
             loss = loss + self.cfg.local_weight * loc
         out["loss"] = loss

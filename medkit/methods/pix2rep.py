@@ -25,6 +25,7 @@ from medkit.losses.chunked import nt_xent_chunked
 from medkit.losses.infonce import nt_xent
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_conv
+from medkit.models.unet import DEFAULT_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Pix2RepConfig:
     CPU demo default: the kit's U-Net (16-channel output), projector 16-64-64, M = 1000.
     """
 
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
     proj_dims: tuple[int, ...] = (64, 64)
     loss: str = "infonce"  # "infonce" or "barlow"
     pixels: int = 1000
@@ -55,8 +56,8 @@ class Pix2RepConfig:
 class Pix2Rep(Method):
     name = "pix2rep"
 
-    def __init__(self, cfg: Pix2RepConfig) -> None:
-        super().__init__()
+    def __init__(self, cfg: Pix2RepConfig, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
         self.cfg = cfg
         self.net = unet(cfg.channels)
         self.projector = projection_conv((cfg.channels[0], *cfg.proj_dims))
@@ -76,7 +77,7 @@ class Pix2Rep(Method):
         z2 = (w2[:, :, None] * z[m:].view(m, 4, -1)).sum(1)  # bilinear: view 2 at view 1's pixels
         if self.cfg.loss == "infonce":
             loss = (nt_xent_chunked(z1, z2, self.cfg.temperature, self.cfg.chunk) if self.cfg.chunk > 0
-                    else nt_xent(z1, z2, self.cfg.temperature))
+                    else nt_xent(z1, z2, self.cfg.temperature, gather_distributed=self.gather_distributed))
             return {"loss": loss, "pixel_infonce": loss}
         return barlow_twins(z1, z2, self.cfg.barlow_lambda)
 

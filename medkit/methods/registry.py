@@ -27,8 +27,10 @@ def method_config(name: str, overrides: dict | None = None):
     return make_config(cfg_cls, {**defaults, **(overrides or {})})
 
 
-def build_method(name: str, overrides: dict | None = None) -> Method:
-    """Build method ``name``; ``overrides`` are config keys (strings are converted)."""
-    cls = METHODS[name][0] if name in METHODS else None
+def build_method(name: str, overrides: dict | None = None, gather_distributed: bool = False) -> Method:
+    """Build method ``name``; ``overrides`` are config keys (strings are converted).
+
+    ``gather_distributed``: its losses contrast across every process's batch (multi-process runs).
+    """
     cfg = method_config(name, overrides)
-    return cls(cfg)
+    return METHODS[name][0](cfg, gather_distributed=gather_distributed)

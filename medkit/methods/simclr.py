@@ -12,6 +12,7 @@ from medkit.data.views import ViewConfig, make_views
 from medkit.losses.infonce import nt_xent
 from medkit.methods.base import Batch, Method, unet
 from medkit.models.heads import projection_mlp
+from medkit.models.unet import DEFAULT_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class SimCLRConfig:
     CPU demo default: the kit's U-Net (16-256), projector 256-256-128, temperature 0.1.
     """
 
-    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
     proj_hidden: int = 256
     proj_dim: int = 128
     temperature: float = 0.1
@@ -32,8 +33,8 @@ class SimCLRConfig:
 class SimCLR(Method):
     name = "simclr"
 
-    def __init__(self, cfg: SimCLRConfig) -> None:
-        super().__init__()
+    def __init__(self, cfg: SimCLRConfig, gather_distributed: bool = False) -> None:
+        super().__init__(gather_distributed)
         self.cfg = cfg
         self.net = unet(cfg.channels)
         self.projector = projection_mlp((cfg.channels[-1], cfg.proj_hidden, cfg.proj_dim))
@@ -43,4 +44,5 @@ class SimCLR(Method):
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)
         h1, h2 = self.h(v.x1), self.h(v.x2)  # (B, C)
-        return {"loss": nt_xent(self.projector(h1), self.projector(h2), self.cfg.temperature)}
+        return {"loss": nt_xent(self.projector(h1), self.projector(h2), self.cfg.temperature,
+                                 gather_distributed=self.gather_distributed)}

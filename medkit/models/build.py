@@ -6,7 +6,7 @@ from torch import nn
 from medkit.errors import MedkitError
 from medkit.models.decoders import DeepLabV3PlusDecoder, ResNetDeepLab
 from medkit.models.resnet import ResNetEncoder
-from medkit.models.unet import UNet
+from medkit.models.unet import DEFAULT_CHANNELS, UNet
 
 MODELS = ("unet", "unet-small", "resnet18-deeplab", "resnet50-deeplab")
 
@@ -20,7 +20,7 @@ def build_model(name: str, n_classes: int, in_channels: int = 1) -> nn.Module:
         n_classes: classes, background included.
     """
     if name == "unet":
-        return UNet(in_channels, n_classes, (16, 32, 64, 128, 256))
+        return UNet(in_channels, n_classes, DEFAULT_CHANNELS)
     if name == "unet-small":
         return UNet(in_channels, n_classes, (8, 16, 32, 64))
     if name in ("resnet18-deeplab", "resnet50-deeplab"):

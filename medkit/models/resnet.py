@@ -1,7 +1,7 @@
 """ResNet-18/50 encoders for 1-channel 2D input that expose their intermediate maps.
 
 Built on MONAI's ResNet with ``conv1_t_stride=2``: MONAI defaults to a stride-1 first layer,
-four times the compute of the usual (torchvision) stem (stack.md).
+four times the compute of the usual (torchvision) stem.
 
 Reference: He et al., CVPR 2016.
 """

@@ -21,6 +21,9 @@ from torch import nn
 
 from medkit.models.heads import segmentation_head
 
+DEFAULT_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256)
+"""The kit's U-Net widths, top to bottom: five levels, a 256-channel bottleneck at 1/32 resolution."""
+
 
 def conv_block(cin: int, cout: int, stride: int = 1) -> Convolution:
     """conv3x3 (stride) -> BatchNorm -> ReLU."""
@@ -44,7 +47,7 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 4,
-                 channels: tuple[int, ...] = (16, 32, 64, 128, 256)) -> None:
+                 channels: tuple[int, ...] = DEFAULT_CHANNELS) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"UNet needs at least 2 levels, got channels={channels}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medkit.distributed import gather
+from medkit.comm import gather
 
 
 class InvSqrtSym(torch.autograd.Function):
@@ -65,6 +65,8 @@ class Whitening(nn.Module):
         method: ``"zca"`` (eigendecomposition) or ``"iternorm"`` (Newton, ``iterations`` steps).
         eps: added to the covariance diagonal.
         momentum: of the running mean and covariance.
+        gather_distributed: in a process group, estimate the mean and covariance on the global
+            batch (every process's features); otherwise on this process's batch only.
 
     Example:
         >>> w = Whitening(8, groups=1)
@@ -74,7 +76,7 @@ class Whitening(nn.Module):
     """
 
     def __init__(self, dim: int, groups: int = 1, method: str = "zca", eps: float = 1e-4,
-                 momentum: float = 0.1, iterations: int = 5) -> None:
+                 momentum: float = 0.1, iterations: int = 5, gather_distributed: bool = False) -> None:
         super().__init__()
         if dim % groups:
             raise ValueError(f"Whitening: dim {dim} is not divisible by groups {groups}")
@@ -82,6 +84,7 @@ class Whitening(nn.Module):
             raise ValueError(f"Whitening: method must be 'zca' or 'iternorm', got {method!r}")
         self.dim, self.groups, self.method = dim, groups, method
         self.eps, self.momentum, self.iterations = eps, momentum, iterations
+        self.gather_distributed = gather_distributed
         g = dim // groups
         self.register_buffer("running_mean", torch.zeros(groups, g))
         self.register_buffer("running_whiten", torch.eye(g).repeat(groups, 1, 1))
@@ -105,7 +108,7 @@ class Whitening(nn.Module):
         n = x.shape[0]
         xg = x.view(n, self.groups, -1).transpose(0, 1).float()  # (G, N, g)
         if self.training:
-            xa = gather(xg.transpose(0, 1)).transpose(0, 1)  # (G, N_all, g): the global batch under DDP
+            xa = gather(xg.transpose(0, 1)).transpose(0, 1) if self.gather_distributed else xg  # (G, N_all, g)
             if xa.shape[1] <= self.dim // self.groups:
                 raise ValueError(f"Whitening: a batch of {xa.shape[1]} cannot whiten groups of {self.dim // self.groups} "
                                  f"channels (the covariance would be singular); use a batch larger than "

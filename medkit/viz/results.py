@@ -47,7 +47,7 @@ def prediction_figure(models: dict[str, nn.Module], data: SliceSet, case: int = 
 def ablation_plot(per_run: pd.DataFrame, x: str, hue: str | None = None, title: str = "",
                   order: list | None = None) -> Figure:
     """One panel per label budget k: bars are the mean over seeds of each run's mean Dice, error bars
-    the std over seeds, dots the individual seeds (``per_run`` from :func:`medkit.ablations.per_seed`)."""
+    the std over seeds, dots the individual seeds (``per_run`` from :func:`medkit.workflows.ablations.per_seed`)."""
     ks = list(dict.fromkeys(per_run["k"]))
     fig, axes = plt.subplots(1, len(ks), figsize=(3.6 * len(ks) + 1, 3.6), squeeze=False, sharey=True)
     for ax, k in zip(axes[0], ks):

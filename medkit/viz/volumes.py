@@ -2,7 +2,7 @@
 
 The volume viewer uses itkwidgets in a live JupyterLab session (its viewer loads JavaScript
 from public CDNs, so it renders only online) and falls back to matplotlib orthogonal views
-under papermill, nbval and nbconvert (stack.md). A live kernel has ``JPY_SESSION_NAME`` in its
+under papermill, nbval and nbconvert. A live kernel has ``JPY_SESSION_NAME`` in its
 environment; ``MEDKIT_NO_WIDGETS=1`` forces the fallback.
 """
 from __future__ import annotations

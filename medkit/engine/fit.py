@@ -1,0 +1,108 @@
+"""Supervised training loops on labelled slices, built on :func:`~medkit.engine.loop.train_loop`.
+
+* :func:`fit_segmentation`: Dice + cross-entropy (MONAI ``DiceCELoss``) on labelled batches,
+  for training from scratch, fine-tuning and linear probes;
+* :func:`fit_cross_consistency`: IDEAL's fine-tuning (Basak et al., ICASSP 2023), the two
+  decoders of :class:`~medkit.models.two_decoder.TwoDecoderNet` supervised on labelled batches and
+  teaching each other on unlabelled ones.
+
+Both select the kept weights by validation Dice (:func:`medkit.eval.predict.mean_dice`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from monai.losses import DiceCELoss
+from torch import nn
+
+from medkit.data.augment import AugmentConfig, augment_segmentation, intensity
+from medkit.data.slices import SliceSet
+from medkit.engine.config import TrainConfig
+from medkit.engine.device import memory_format, pick_device
+from medkit.engine.loop import train_loop
+from medkit.errors import MedkitError
+from medkit.eval.predict import mean_dice
+from medkit.losses.consistency import cross_consistency
+from medkit.models.two_decoder import TwoDecoderNet
+
+
+def _validator(model: nn.Module, val: SliceSet | None, cfg: TrainConfig, device: torch.device):
+    """The validation score of model selection, or None when there is no validation."""
+    return (lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None
+
+
+def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_dir: str | Path,
+                     val: SliceSet | None = None, augment: AugmentConfig | None = AugmentConfig(),
+                     params: list[nn.Parameter] | None = None, stop_after: int | None = None,
+                     progress: bool = True) -> dict:
+    """Supervised segmentation training (training from scratch, fine-tuning, linear probes).
+
+    Loss: Dice + cross-entropy (MONAI ``DiceCELoss``, softmax, background included), on
+    batches drawn with replacement from ``train`` and augmented on the device
+    (:func:`medkit.data.augment.augment_segmentation`).
+
+    Args:
+        model: (B, 1, h, w) -> logits (B, C, h, w).
+        train: labelled slices.
+        cfg: schedule.
+        run_dir: run folder of this training.
+        val: labelled validation slices; the best mean 3D Dice selects the kept weights.
+        augment: augmentation strength, or None for none.
+        params: only these are trained (e.g. the head of a linear probe).
+        stop_after: simulate a kill after this step (tests).
+
+    Returns:
+        the summary of :func:`train_loop`.
+    """
+    if train.labels is None:
+        raise MedkitError("fit_segmentation needs labelled slices")
+    if len(train) == 0:
+        raise MedkitError("no labelled training slices")
+    device = pick_device(cfg.device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    images, labels = train.images, train.labels
+
+    def step(gen: torch.Generator, _: int) -> dict[str, torch.Tensor]:
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=gen)
+        x, y = images[idx], labels[idx]  # (B, 1, h, w), (B, h, w)
+        if augment is not None:
+            x, y = augment_segmentation(x, y, augment, gen)
+        x = x.to(device, non_blocking=True, memory_format=memory_format(cfg.channels_last))
+        y = y.to(device, non_blocking=True)
+        return {"loss": loss_fn(model(x), y[:, None])}
+
+    return train_loop(model, step, cfg, Path(run_dir), params=params,
+                      validate=_validator(model, val, cfg, device),
+                      stop_after=stop_after, progress=progress, desc=Path(run_dir).name)
+
+
+def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: SliceSet, cfg: TrainConfig,
+                          run_dir: str | Path, val: SliceSet | None = None, weight: float = 1.0,
+                          augment: AugmentConfig = AugmentConfig(), progress: bool = True) -> dict:
+    """Train with L = L_sup(labelled batch) + weight * L_cons(unlabelled batch).
+
+    Args:
+        model: the two-decoder network.
+        train: labelled slices; unlabelled: pretraining-pool slices (no labels).
+        weight: of the consistency term (ramped up linearly over the first 20 % of the steps,
+            while the decoders' predictions are still poor).
+    """
+    device = pick_device(cfg.device)
+    fmt = memory_format(cfg.channels_last)
+
+    def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
+        idx = torch.randint(len(train), (cfg.batch_size,), generator=g)
+        x, y = augment_segmentation(train.images[idx], train.labels[idx], augment, g)
+        a, b = model.both(x.to(device, memory_format=fmt))
+        sup = cross_consistency(a, b, y.to(device))
+        uidx = torch.randint(len(unlabelled), (cfg.batch_size,), generator=g)
+        u = intensity(unlabelled.images[uidx], augment, g)
+        ua, ub = model.both(u.to(device, memory_format=fmt))
+        cons = cross_consistency(ua, ub)
+        ramp = min(1.0, i / max(1.0, 0.2 * cfg.steps))
+        return {"loss": sup + weight * ramp * cons, "supervised": sup, "consistency": cons}
+
+    return train_loop(model, step, cfg, Path(run_dir),
+                      validate=_validator(model, val, cfg, device),
+                      progress=progress, desc=Path(run_dir).name)

@@ -1,0 +1,182 @@
+"""One training loop for supervised training, fine-tuning and pretraining.
+
+:func:`train_loop` owns what every schedule needs: device, mixed precision on CUDA, a tqdm
+progress bar, history, atomic checkpoints and exact resumption. A run killed at any moment
+resumes from its last checkpoint; because the checkpoint holds the model, optimizer, scheduler,
+gradient scaler, random generator and history, the resumed run ends with the same weights as an
+uninterrupted one on the CPU (``tests/engine/test_loop.py`` checks this).
+
+The learning rate follows torch's schedulers (:func:`make_scheduler`): cosine annealing to zero,
+lr_s = lr / 2 (1 + cos(pi s / steps)), or a constant rate.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from medkit.comm import mean_over_processes
+from medkit.engine.checkpoints import load_checkpoint, save_checkpoint
+from medkit.engine.config import TrainConfig
+from medkit.engine.device import pick_device
+from medkit.engine.distributed import is_main
+from medkit.engine.runs import write_json
+from medkit.errors import MedkitError
+
+StepFn = Callable[[torch.Generator, int], dict[str, torch.Tensor]]
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``cfg``, stepped once per optimisation step: cosine annealing
+    to zero over ``cfg.steps`` (``CosineAnnealingLR``) or a constant rate (``ConstantLR``)."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=0.0)
+    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+def make_optimizer(params: list[nn.Parameter], lr: float, weight_decay: float = 1e-4) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel for all parameters) where this torch supports it on their device."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # fused unsupported for this device or dtype
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def compile_blocks(model: nn.Module, backend: str) -> int:
+    """``torch.compile`` every conv-norm-activation block of ``model`` in place (state-dict keys
+    unchanged, so checkpoints stay interchangeable with eager runs); returns how many. Blocks, not
+    the whole step: the methods' view sampling and losses run eagerly around them."""
+    from monai.networks.blocks import Convolution
+    blocks = [m for m in model.modules() if isinstance(m, Convolution)]
+    if not blocks:
+        return 0
+    probe = copy.deepcopy(blocks[0])
+    x = torch.randn(2, probe.in_channels, 16, 16, device=next(probe.parameters()).device)
+    try:  # compilation fails lazily, at the first call: try it once on a copy
+        torch.compile(probe, backend=backend)(x).sum().backward()
+    except Exception as e:  # no C++ compiler, unsupported platform or backend: stay eager
+        warnings.warn(f"torch.compile(backend={backend!r}) unavailable ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); running eagerly")
+        return 0
+    for b in blocks:
+        b.compile(backend=backend)
+    return len(blocks)
+
+
+def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Path,
+               params: list[nn.Parameter] | None = None,
+               validate: Callable[[], float] | None = None,
+               monitor: Callable[[], dict[str, float]] | None = None,
+               after_step: Callable[[], None] | None = None,
+               stop_after: int | None = None, progress: bool = True,
+               desc: str = "train") -> dict:
+    """Run ``cfg.steps`` optimisation steps with checkpoints, resumption and history.
+
+    Args:
+        model: the module whose state is checkpointed (it holds everything trained).
+        step_fn: ``step_fn(generator, step) -> {"loss": scalar tensor, other terms...}``; it
+            samples its own batch with the generator and runs the forward pass (under autocast).
+        cfg: the schedule.
+        run_dir: where ``checkpoint.pt``, ``best.pt``, ``model.pt`` and ``history.json`` go.
+        params: parameters to optimise (default: all of ``model``'s that require grad).
+        validate: returns a score to maximise; the best weights are kept as ``model.pt``.
+        monitor: returns measures (e.g. effective rank) recorded in the history every
+            ``cfg.val_every`` steps.
+        after_step: called after each optimiser step (e.g. a momentum update).
+        stop_after: stop (as if killed) after this step; used by tests of resumption.
+        progress: show a tqdm bar.
+
+    Returns:
+        a summary dict: steps, wall time, best validation score and step.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, cfg.lr, cfg.weight_decay)
+    sched = make_scheduler(opt, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    state = {"step": 0, "history": [], "best": -math.inf, "best_step": -1, "seconds": 0.0}
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists():
+        c = load_checkpoint(ckpt)
+        model.load_state_dict(c["model"])
+        opt.load_state_dict(c["optimizer"])
+        sched.load_state_dict(c["scheduler"])
+        scaler.load_state_dict(c["scaler"])
+        gen.set_state(c["generator"])
+        state = {k: c[k] for k in state}
+
+    def save() -> None:
+        save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                               "generator": gen.get_state(), **state})
+        write_json(run_dir / "history.json", state["history"])
+
+    t0 = time.perf_counter() - state["seconds"]
+    main = is_main()  # under torchrun only the main process writes
+    if cfg.compile:
+        compile_blocks(model, cfg.compile)
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc=desc, disable=not (progress and main),
+               leave=False, mininterval=2.0)
+    model.train()
+    while state["step"] < cfg.steps:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            terms = step_fn(gen, state["step"])
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise MedkitError(f"loss became {loss.item()} at step {state['step']}: lower --lr "
+                              f"(now {cfg.lr}) or check the data for constant images")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        if after_step is not None:
+            after_step()
+        state["step"] += 1
+        step = state["step"]
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            entry = {"step": step, "lr": sched.get_last_lr()[0]}
+            entry.update({k: float(mean_over_processes(v.detach())) for k, v in terms.items()})
+            state["history"].append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}")
+        at_check = cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps)
+        if monitor is not None and at_check and main:
+            state["history"].append({"step": step, **monitor()})
+            model.train()
+        if validate is not None and at_check:
+            score = float(validate())
+            model.train()
+            state["history"].append({"step": step, "val_dice": score})
+            if score > state["best"]:
+                state["best"], state["best_step"] = score, step
+                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict()})
+        state["seconds"] = time.perf_counter() - t0
+        if (step % cfg.ckpt_every == 0 or step == cfg.steps) and main:
+            save()
+        if stop_after is not None and step >= stop_after and step < cfg.steps:
+            bar.close()
+            return {"steps": step, "interrupted": True}
+    bar.close()
+    best = run_dir / "best.pt"
+    final = load_checkpoint(best)["model"] if best.exists() else model.state_dict()
+    if main:
+        save_checkpoint(run_dir / "model.pt", {"model": final})  # its presence marks a finished run
+    model.load_state_dict(final)
+    return {"steps": state["step"], "seconds": state["seconds"],
+            "best_val": state["best"] if best.exists() else None,
+            "best_step": state["best_step"] if best.exists() else None}

@@ -1,0 +1,127 @@
+"""``python -m medkit diagnose``: collapse measures and figures of a pretraining run.
+
+Writes ``OUT/diagnostics.json`` (for h, z and pixel embeddings: RankMe, covariance effective
+rank, collapsed and dead dimensions, std of normalised embeddings, uniformity; alignment of
+the two views' z; k-means ARI/NMI of one slice's pixel embeddings) and ``OUT/figures/*.png``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from medkit.data.datasets import load_dataset  # noqa: E402
+from medkit.data.views import make_views  # noqa: E402
+from medkit.diagnostics import (  # noqa: E402
+    alignment,
+    collapsed_fraction,
+    correlation_matrix,
+    dead_fraction,
+    effective_rank_cov,
+    normalized_std,
+    rankme,
+    spectrum,
+    uniformity,
+)
+from medkit.diagnostics.extract import dense_embeddings, global_embeddings  # noqa: E402
+from medkit.engine.device import pick_device  # noqa: E402
+from medkit.engine.runs import open_run, read_json, save_figure, write_json  # noqa: E402
+from medkit.errors import MedkitError  # noqa: E402
+from medkit.viz import embeddings as ve  # noqa: E402
+from medkit.viz import spectra as vs  # noqa: E402
+from medkit.workflows.pretrain import load_pretrained  # noqa: E402
+
+
+def measures(z: torch.Tensor) -> dict[str, float]:
+    """Every scalar monitor of an (N, D) embedding matrix."""
+    return {"n": int(z.shape[0]), "d": int(z.shape[1]), "rankme": rankme(z), "erank_cov": effective_rank_cov(z),
+            "collapsed_fraction": collapsed_fraction(z), "dead_fraction": dead_fraction(z),
+            "normalized_std": normalized_std(z), "uniformity": uniformity(z[:2000])}
+
+
+def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: int = 2048,
+             device: str = "auto") -> dict:
+    """Measure and plot one or several finished pretraining runs on ``data``.
+
+    One run writes into ``out``; several write each into ``out/<run name>/`` and add the spectra
+    of all of them in one figure per embedding (``out/figures/spectra_h.png``, ``spectra_z.png``)
+    and a table (``out/summary.json``).
+    """
+    cks = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    names = [Path(c).name for c in cks]
+    if len(set(names)) != len(names):
+        raise MedkitError(f"--checkpoint folders must have distinct names, got {', '.join(names)}")
+    run = open_run(out, {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks],
+                         "data": str(data), "max_n": max_n})
+    if len(cks) == 1:
+        return _diagnose_one(cks[0], data, run, max_n, device)[0]
+    results, spectra = {}, {"h": {}, "z": {}}
+    for ck, name in zip(cks, names):
+        results[name], sp = _diagnose_one(ck, data, run / name, max_n, device)
+        for key in spectra:
+            if key in sp:
+                spectra[key][name] = sp[key]
+    for key, sp in spectra.items():
+        if sp:
+            fig = vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance")
+            save_figure(fig, run, f"spectra_{key}")
+            plt.close(fig)
+    summary = {name: {f"{k}_{m}": r[k][m] for k in ("h", "z") if k in r for m in ("rankme", "erank_cov",
+               "collapsed_fraction")} for name, r in results.items()}
+    write_json(run / "summary.json", {"effective_rank": next(iter(results.values()))["effective_rank"], "runs": summary})
+    return {"runs": results, "summary": summary}
+
+
+def _diagnose_one(checkpoint: str | Path, data: str, run: Path, max_n: int, device: str) -> tuple[dict, dict]:
+    """Measures and figures of one pretraining run into folder ``run``."""
+    method = load_pretrained(checkpoint)
+    pre = read_json(Path(checkpoint) / "params.json")
+    run.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    ds = load_dataset(data, image_size=pre["image_size"], crop=pre["crop"], frames=pre["frames"], seed=pre["seed"])
+    s = ds.slices
+    emb = global_embeddings(method, s, max_n=max_n, device=dev)
+    result: dict = {"method": pre["method"], "effective_rank": "rankme = RankMe (Garrido et al. 2023) of the "
+                    "raw N x D matrix; erank_cov = entropy rank of the covariance of L2-normalised embeddings"}
+    spectra = {}
+    for key, z in emb.items():
+        result[key] = measures(z)
+        spectra[key] = spectrum(z)
+    # alignment of the two views' projector outputs on one batch
+    g = torch.Generator().manual_seed(0)
+    x = s.images[torch.randperm(len(s), generator=g)[:256]]
+    v = make_views(x, *method.views, g)
+    with torch.no_grad():
+        e1, e2 = method.embed(v.x1.to(dev)), method.embed(v.x2.to(dev))
+    key = "z" if "z" in e1 else "h"
+    result[f"alignment_{key}"] = alignment(e1[key].cpu(), e2[key].cpu())
+    # pixel embeddings of the full-resolution output map
+    pix, pix_lab = dense_embeddings(method.net, s, "out", device=dev)
+    result["pixels"] = measures(pix)
+    spectra["pixels (out)"] = spectrum(pix)
+    figs = {"spectra": vs.plot_spectra(spectra),
+            "correlation_h": vs.correlation_heatmap(correlation_matrix(emb["h"]), "correlation of h")}
+    hist_file = Path(checkpoint) / "history.json"
+    if hist_file.exists():
+        figs["rank_history"] = vs.plot_rank_history({pre["method"]: read_json(hist_file)})
+    if s.labels is not None:
+        case = 0
+        imgs, labs = s.volume(case)
+        mid = len(imgs) // 2
+        with torch.no_grad():
+            fmap = method.net.features(imgs[mid:mid + 1].to(dev))["out"][0].cpu()
+        clusters, scores = ve.cluster_slice(fmap, labs[mid].numpy(), k=s.n_classes)
+        result["clusters"] = scores
+        figs["pca_rgb"] = ve.pca_figure(imgs[mid, 0].numpy(), {"out": fmap}, labs[mid].numpy())
+        figs["clusters"] = ve.cluster_figure(imgs[mid, 0].numpy(), labs[mid].numpy(), clusters, scores)
+        figs["pixel_scatter"] = ve.scatter_2d(pix, pix_lab, s.label_names)
+    for name, fig in figs.items():
+        save_figure(fig, run, name)
+        plt.close(fig)
+    write_json(run / "diagnostics.json", result)
+    return result, spectra

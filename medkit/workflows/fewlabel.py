@@ -1,0 +1,168 @@
+"""The supervised few-label baseline: a U-Net trained from random initialisation on k
+labelled volumes, for every labelled combination of the split, scored by 3D Dice and HD95
+on the held-out test patients.
+
+Layout of a run folder::
+
+    RUN_DIR/params.json          the parameters (a resumed run must match them)
+    RUN_DIR/k1_c1/               one training: history.json, checkpoint.pt, model.pt, metrics.json
+    RUN_DIR/metrics.json         aggregate: per k, mean and spread over combinations and volumes
+    RUN_DIR/results.csv          one row per (k, combination, test case)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from medkit.data.augment import AugmentConfig
+from medkit.data.datasets import DataConfig, Dataset, load_dataset
+from medkit.engine.config import TrainConfig
+from medkit.engine.device import pick_device, seed_everything
+from medkit.engine.fit import fit_cross_consistency, fit_segmentation
+from medkit.engine.runs import open_run, read_json, write_json
+from medkit.errors import MedkitError
+from medkit.eval.predict import evaluate
+from medkit.models import build_model
+from medkit.models.build import MODELS
+from medkit.models.two_decoder import TwoDecoderNet
+
+
+def parse_labelled(text: str) -> list[int | str]:
+    """``"1,2,8,all"`` -> [1, 2, 8, "all"]; anything else is a clear error."""
+    out: list[int | str] = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if tok == "all":
+            out.append("all")
+        elif tok.isdigit() and int(tok) > 0:
+            out.append(int(tok))
+        else:
+            raise MedkitError(f"--labelled takes comma-separated positive integers or 'all', got {tok!r}")
+    if not out:
+        raise MedkitError("--labelled is empty")
+    return out
+
+
+def train_and_score(ds: Dataset, patients: tuple[str, ...], cfg: TrainConfig, run_dir: Path,
+                    make_model: Callable[[int], nn.Module], progress: bool = True) -> list[dict]:
+    """Train one model on ``patients``' labelled volumes, score it on the test set.
+
+    Args:
+        make_model: ``make_model(n_classes)`` -> a fresh network (random or pretrained init);
+            only its parameters that require grad are trained.
+
+    A finished sub-run (``metrics.json`` present) is read back, not retrained.
+    """
+    done = run_dir / "metrics.json"
+    if done.exists():
+        return read_json(done)["cases"]
+    seed_everything(cfg.seed)
+    model = make_model(ds.slices.n_classes)
+    train = ds.slices.select_patients(patients)
+    val = ds.part("val") if ds.split.val else None
+    t0 = time.perf_counter()
+    if isinstance(model, TwoDecoderNet):  # IDEAL: the unlabelled pool joins fine-tuning
+        summary = fit_cross_consistency(model, train, ds.part("pool"), cfg, run_dir, val=val, progress=progress)
+    else:
+        summary = fit_segmentation(model, train, cfg, run_dir, val=val, augment=AugmentConfig(),
+                                   progress=progress)
+    rows = evaluate(model, ds.part("test"), pick_device(cfg.device))
+    write_json(done, {"patients": list(patients), "train_summary": summary,
+                      "seconds_total": time.perf_counter() - t0, "cases": rows})
+    return rows
+
+
+def summarise(table: pd.DataFrame) -> dict:
+    """Per k: mean Dice per class and overall, mean over test volumes then over combinations,
+    with the spread (std) over combinations and over volumes."""
+    out = {}
+    cols = [c for c in table.columns if c.startswith("dice") or c.startswith("hd95")]
+    for k, tk in table.groupby("k", sort=False):
+        per_combo = tk.groupby("combination")[cols].mean()  # (n_combos, metrics)
+        out[str(k)] = {
+            "n_combinations": int(len(per_combo)), "n_test_volumes": int(tk["case"].nunique()),
+            "mean": per_combo.mean().to_dict(),
+            "std_over_combinations": per_combo.std(ddof=0).to_dict(),
+            "std_over_volumes": tk.groupby("combination")[cols].std(ddof=0).mean().to_dict(),
+            "per_combination": per_combo["dice_mean"].to_dict(),
+            "seconds": float(tk.drop_duplicates("combination")["seconds"].sum()),
+        }
+    return out
+
+
+def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
+                  make_model: Callable[[int], nn.Module], params: dict,
+                  image_size: int = DataConfig.image_size, crop: int | None | str = DataConfig.crop,
+                  frames: str = DataConfig.frames, combos: int | None = None, split: str = DataConfig.split,
+                  resume: bool = False, progress: bool = True) -> dict:
+    """Train and score ``make_model`` networks for every k in ``labelled`` and every labelled
+    combination of the split; aggregate into ``out/metrics.json`` and ``out/results.csv``.
+
+    Args:
+        data: ``"phantom"`` or a Decathlon folder.
+        labelled: numbers of labelled volumes, and/or ``"all"``.
+        out: run folder (refused if it exists, unless ``resume`` and same parameters).
+        cfg: training schedule (its seed also seeds the phantom and random splits).
+        make_model: ``make_model(n_classes)`` -> a fresh network.
+        params: what defines the run besides the arguments here (written to ``params.json``).
+        combos: use only the first ``combos`` combinations per k (None: all).
+        resume: continue an interrupted run; finished trainings are kept, not redone.
+    """
+    params = {**params, "data": str(data), "labelled": [str(k) for k in labelled],
+              "image_size": image_size, "crop": crop, "frames": frames, "combos": combos,
+              "split": split, **asdict(cfg)}
+    params.pop("device")  # where and how fast it ran does not change what it is
+    params.pop("compile")
+    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed,
+                      split=split)
+    jobs = [(k, i, combo) for k in labelled
+            for i, combo in enumerate(ds.split.combinations(k)[:combos])]
+    run = open_run(out, params, resume=resume)
+    rows = []
+    for k, i, combo in jobs:
+        sub = run / f"k{k}_c{i + 1}"
+        t0 = time.perf_counter()
+        cases = train_and_score(ds, combo, cfg, sub, make_model, progress)
+        secs = read_json(sub / "metrics.json").get("seconds_total", time.perf_counter() - t0)
+        for r in cases:
+            rows.append({"k": str(k), "combination": i + 1, "seconds": secs, **r})
+        print(f"k={k} c{i + 1} ({', '.join(combo[:3])}{' ...' if len(combo) > 3 else ''}): "
+              f"mean Dice {np.mean([r['dice_mean'] for r in cases]):.3f}", flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(run / "results.csv", index=False)
+    metrics = {"data": ds.name, "split": ds.split.name, "n_test": len(ds.split.test),
+               "device": str(pick_device(cfg.device)), "torch": torch.__version__,
+               "by_k": summarise(table)}
+    write_json(run / "metrics.json", metrics)
+    return metrics
+
+
+def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
+                   model: str = "unet", **kwargs) -> dict:
+    """The random-initialisation baseline: :func:`run_few_label` with ``build_model(model)``."""
+    if model not in MODELS:
+        raise MedkitError(f"--model {model!r} is not known; choose one of {', '.join(MODELS)}")
+    return run_few_label(data, labelled, out, cfg, lambda n: build_model(model, n),
+                         {"command": "supervised", "model": model}, **kwargs)
+
+
+def format_table(metrics: dict) -> str:
+    """A markdown table of mean Dice per class and overall, per k (spread over combinations)."""
+    by_k = metrics["by_k"]
+    first = next(iter(by_k.values()))["mean"]
+    classes = [c for c in first if c.startswith("dice/")]
+    head = "| k | combos | " + " | ".join(c[5:] for c in classes) + " | mean Dice (± combos) | HD95 (vox) | time (s) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for k, v in by_k.items():
+        m, s = v["mean"], v["std_over_combinations"]
+        lines.append(f"| {k} | {v['n_combinations']} | " + " | ".join(f"{m[c]:.3f}" for c in classes)
+                     + f" | {m['dice_mean']:.3f} ± {s['dice_mean']:.3f} | {m.get('hd95_mean', float('nan')):.1f}"
+                     + f" | {v['seconds']:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Pretraining: any method by name on the unlabelled pool, with checkpoints, resumption, per-term
+loss history and a collapse monitor.
+
+The data path holds no label: the pool is a :class:`SliceSet` whose labels were removed
+(:meth:`~medkit.data.slices.SliceSet.without_labels`), and a :class:`~medkit.methods.base.Batch`
+has no field for them.
+
+Run folder::
+
+    RUN_DIR/params.json    method, its full config, schedule, data
+    RUN_DIR/history.json   loss terms every log step; RankMe of h and z every val_every steps
+    RUN_DIR/checkpoint.pt  resumable state;  RUN_DIR/model.pt  the pretrained method
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from medkit.data.datasets import DataConfig, load_dataset
+from medkit.data.slices import SliceSet
+from medkit.diagnostics import collapsed_fraction, effective_rank_cov, rankme
+from medkit.engine import distributed
+from medkit.engine.checkpoints import load_checkpoint
+from medkit.engine.config import TrainConfig
+from medkit.engine.device import memory_format, pick_device, seed_everything
+from medkit.engine.loop import train_loop
+from medkit.engine.runs import open_run, read_json, write_json
+from medkit.errors import MedkitError
+from medkit.methods import build_method, method_config
+from medkit.methods.base import Batch, Method
+
+
+def partition_table(pool: SliceSet, n_partitions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slice indices of every (volume, partition) cell, padded: (n_volumes, S, max_count) and the
+    counts (n_volumes, S); a cell with no slice (a volume shorter than S) falls back to all the
+    volume's slices. Built once, so that structured batches are drawn without Python loops."""
+    def cell(c: int, p: int) -> torch.Tensor:
+        of_case = pool.case_index == c
+        idx = torch.nonzero(of_case & (pool.partition == p)).flatten()
+        return idx if len(idx) else torch.nonzero(of_case).flatten()
+    cells = [[cell(c, p) for p in range(n_partitions)] for c in range(len(pool.cases))]
+    width = max(len(cell) for row in cells for cell in row)
+    table = torch.zeros(len(cells), n_partitions, width, dtype=torch.long)
+    counts = torch.zeros(len(cells), n_partitions, dtype=torch.long)
+    for c, row in enumerate(cells):
+        for p, idx in enumerate(row):
+            table[c, p, :len(idx)] = idx
+            counts[c, p] = len(idx)
+    return table, counts
+
+
+def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured: bool,
+                 n_partitions: int, table: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batch:
+    """A batch of unlabelled slices.
+
+    Args:
+        structured: m = batch_size // n_partitions volumes, one random slice from each of their
+            partitions (Chaitanya et al.'s batches); else uniformly random slices.
+        table: :func:`partition_table` of the pool (built here if not given).
+    """
+    if structured:
+        cells, counts = table if table is not None else partition_table(pool, n_partitions)
+        m = max(1, batch_size // n_partitions)
+        cases = torch.randperm(len(pool.cases), generator=g)[:m]  # (m,)
+        pick = (torch.rand(len(cases), n_partitions, generator=g) * counts[cases]).long()  # (m, S)
+        idx = cells[cases].gather(2, pick[:, :, None]).flatten()  # (m*S,) volume-major
+    else:
+        idx = torch.randint(len(pool), (batch_size,), generator=g)
+    return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
+
+
+def shard(batch: Batch, rank: int, world: int) -> Batch:
+    """This process's contiguous 1/world of a global batch (whole volumes for structured batches
+    when their number divides by world)."""
+    n = batch.images.shape[0] // world
+    sl = slice(rank * n, (rank + 1) * n)
+    return Batch(batch.images[sl], batch.partition[sl], batch.volume[sl])
+
+
+def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
+                     max_pixels: int = 4096) -> dict[str, float]:
+    """RankMe, covariance effective rank and share of collapsed dimensions (a summary of the
+    spectrum) of the embeddings of a fixed probe batch: global
+    ones (h, z) and, for dense methods, a fixed sample of pixel embeddings of their maps."""
+    method.eval()
+    with torch.no_grad():
+        emb = method.embed(probe.to(device))
+    out = {}
+    g = torch.Generator().manual_seed(0)
+    for key, e in emb.items():
+        e = e.float().cpu()
+        if e.ndim == 4:  # (B, C, H, W) -> a fixed sample of pixel embeddings (N, C)
+            flat = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
+            e = flat[torch.randperm(len(flat), generator=g)[:max_pixels]]
+        out[f"rankme_{key}"] = rankme(e)
+        out[f"erank_cov_{key}"] = effective_rank_cov(e)
+        out[f"collapsed_{key}"] = collapsed_fraction(e)
+    return out
+
+
+def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, overrides: dict | None = None,
+             image_size: int = DataConfig.image_size, crop: int | None | str = DataConfig.crop,
+             frames: str = DataConfig.frames, split: str = DataConfig.split, probe_size: int = 512,
+             resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Pretrain ``method`` on the unlabelled pool of ``data``; returns the run folder.
+
+    Args:
+        method: a name from :data:`medkit.methods.METHODS`.
+        data: ``"phantom"`` or a Decathlon folder.
+        out: run folder (never overwritten; ``resume`` continues it).
+        cfg: schedule (lr, steps, batch size, seed, device...).
+        overrides: method config keys (unknown keys fail with their names).
+        probe_size: slices of the fixed probe batch of the collapse monitor (N well above D).
+    """
+    mcfg = method_config(method, overrides)
+    params = {"command": "pretrain", "method": method, "config": asdict(mcfg), "data": str(data),
+              "image_size": image_size, "crop": crop, "frames": frames, "split": split,
+              **{k: v for k, v in asdict(cfg).items() if k not in ("device", "compile")}}
+    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed, split=split)
+    pool = ds.part("pool")  # no labels: the pretraining data path has none to read
+    if len(pool) == 0:
+        raise MedkitError(f"--data {data}: the pretraining pool is empty")
+    device = pick_device(cfg.device)
+    rank, world = distributed.setup(device)  # (0, 1) unless launched by torchrun
+    seed_everything(cfg.seed)
+    m = build_method(method, overrides, gather_distributed=world > 1)  # losses see the global batch
+    if cfg.batch_size % world:
+        raise MedkitError(f"--batch-size {cfg.batch_size} (the global batch) must divide by the {world} processes")
+    m.check_batch(cfg.batch_size // world)  # before anything is written
+    run = distributed.on_main(lambda: open_run(out, params, resume=resume))
+    if (run / "model.pt").exists():
+        return run
+    n_part = int(pool.partition.max()) + 1
+    table = partition_table(pool, n_part) if m.structured_batches() else None
+    probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
+    t0 = time.perf_counter()
+    net = distributed.wrap(m, device, cfg.channels_last)  # DDP under torchrun, else m itself
+    m = net.module if net is not m else m  # (with SyncBatchNorm on CUDA)
+
+    def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
+        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part, table)  # the same in every process
+        if world > 1:  # this process's shard, and its own augmentation stream
+            b = shard(b, rank, world)
+            g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
+        b = Batch(b.images.to(device, memory_format=memory_format(cfg.channels_last)), b.partition.to(device),
+                  b.volume.to(device))
+        return net(b, g, i)
+
+    summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
+                         after_step=m.after_step, stop_after=stop_after, progress=progress,
+                         desc=f"pretrain {method}")
+    if distributed.is_main():
+        write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0, "processes": world,
+                                          "pool_patients": len(set(pool.patients)), "pool_slices": len(pool)})
+    distributed.barrier()
+    return run
+
+
+def load_pretrained(run_dir: str | Path) -> Method:
+    """The pretrained method of a finished pretraining run folder."""
+    run = Path(run_dir)
+    pfile, mfile = run / "params.json", run / "model.pt"
+    if not pfile.exists() or not mfile.exists():
+        raise MedkitError(f"{run}: not a finished pretraining run (needs params.json and model.pt)")
+    params = read_json(pfile)
+    if params.get("command") != "pretrain":
+        raise MedkitError(f"{run}: not a pretraining run (command {params.get('command')!r})")
+    cfg = params["config"]
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    m = build_method(params["method"], cfg)
+    m.load_state_dict(load_checkpoint(mfile)["model"])
+    return m.eval()

@@ -1,0 +1,93 @@
+"""Evaluate a pretrained U-Net on few labels: linear probe or fine-tuning, with the foundation's
+protocol (same splits, schedule and metrics as the supervised baseline)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from medkit.engine.checkpoints import load_checkpoint
+from medkit.engine.config import TrainConfig
+from medkit.engine.runs import read_json
+from medkit.errors import MedkitError
+from medkit.eval.probes import PROTOCOLS, segmentation_model
+from medkit.models.unet import DEFAULT_CHANNELS
+from medkit.workflows.fewlabel import run_few_label
+from medkit.workflows.pretrain import load_pretrained
+
+
+def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str], eval_protocol: str,
+                   out: str | Path, cfg: TrainConfig, **kwargs) -> dict:
+    """Few-label evaluation of a pretraining run folder (or ``"random"`` for random init).
+
+    Args:
+        checkpoint: a finished pretraining run folder, or ``"random"``.
+        eval_protocol: ``"linear"`` (frozen U-Net, 1x1 conv on its hypercolumn) or ``"finetune"``.
+        kwargs: passed to :func:`~medkit.workflows.fewlabel.run_few_label` (image_size, crop, frames, ...).
+    """
+    if eval_protocol not in PROTOCOLS:
+        raise MedkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {eval_protocol!r}")
+    if str(checkpoint) == "random":
+        net, source = None, {"checkpoint": "random", "method": "random"}
+    else:
+        method = load_pretrained(checkpoint)
+        pre = read_json(Path(checkpoint) / "params.json")
+        if "image_size" in kwargs and pre.get("image_size") != kwargs["image_size"]:
+            print(f"note: pretrained at image size {pre.get('image_size')}, evaluated at {kwargs['image_size']}")
+        net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
+    return run_few_label(data, labelled, out, cfg, lambda n: segmentation_model(net, n, eval_protocol),
+                         {"command": "evaluate", "eval_protocol": eval_protocol, **source}, **kwargs)
+
+
+def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: list[int | str],
+                      protocols: list[str], out: str | Path, cfg: TrainConfig, baseline: bool = True,
+                      **kwargs) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Evaluate a pretraining run under each protocol and, with ``baseline``, random initialisation
+    under the same protocols, labelled combinations and seeds (notebook 03 and its studies).
+
+    Args:
+        pretrained: a finished pretraining run folder of ``method``.
+        protocols: e.g. ``["linear", "finetune"]``.
+        out: one sub-folder per setting, ``eval_<init>_<protocol>`` (resumed when it exists).
+        kwargs: passed to :func:`run_evaluation` (image_size, combos, progress, ...).
+
+    Returns:
+        one tidy table (every row of each setting's ``results.csv`` with ``setting``, ``init`` and
+        ``protocol`` columns) and each setting's run folder, by setting name
+        (``"<init>, <protocol>"``).
+    """
+    settings = {}  # name -> (init, checkpoint, protocol)
+    for protocol in protocols:
+        if baseline:
+            settings[f"random, {protocol}"] = ("random", "random", protocol)
+        settings[f"{method}, {protocol}"] = (method, pretrained, protocol)
+    tables, folders = [], {}
+    for name, (init, ckpt, protocol) in settings.items():
+        folder = Path(out) / f"eval_{init}_{protocol}"
+        run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, **kwargs)
+        table = pd.read_csv(folder / "results.csv", dtype={"k": str})
+        table["setting"], table["init"], table["protocol"] = name, init, protocol
+        tables.append(table)
+        folders[name] = folder
+    return pd.concat(tables, ignore_index=True), folders
+
+
+def load_few_label_model(run_dir: str | Path, sub: str, n_classes: int) -> torch.nn.Module:
+    """The trained network of one few-label training (``sub``, e.g. ``"k1_c1"``) of a run folder
+    written by ``supervised`` or ``evaluate``."""
+    run = Path(run_dir)
+    params = read_json(run / "params.json")
+    path = run / sub / "model.pt"
+    if not path.exists():
+        raise MedkitError(f"{path}: no finished model")
+    if params.get("command") == "supervised":
+        from medkit.models import build_model
+        net = build_model(params["model"], n_classes)
+    else:
+        channels = DEFAULT_CHANNELS
+        if params.get("checkpoint") not in (None, "random"):
+            channels = tuple(read_json(Path(params["checkpoint"]) / "params.json")["config"]["channels"])
+        net = segmentation_model(None, n_classes, params["eval_protocol"], channels)
+    net.load_state_dict(load_checkpoint(path)["model"])
+    return net.eval()

@@ -1,0 +1,121 @@
+"""Every method pretrains, checkpoints, resumes and never reads a label."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import medkit.workflows.pretrain as pre
+from medkit.data.datasets import load_dataset
+from medkit.engine.config import TrainConfig
+from medkit.errors import MedkitError
+from medkit.methods import METHODS, build_method
+from medkit.workflows.pretrain import load_pretrained, pretrain
+
+TINY = {"channels": (8, 16, 32, 64)}
+CASES = [("simclr", {}), ("chaitanya", {"strategy": "GD"}), ("chaitanya", {"local": True, "global_steps": 2}),
+         ("moco_v2", {"queue": 32}), ("med_moco", {"queue": 32, "n_regions": 4}),
+         ("pix2rep", {"pixels": 64}), ("pix2rep", {"loss": "barlow", "pixels": 64}), ("ideal", {"feature_level": 2}),
+         ("pix2rep", {"pixels": 64, "chunk": 16}), ("ideal", {"feature_level": 1, "chunk": 32})]
+
+
+class Poison:
+    """Stands in for the labels: any use at all fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"pretraining touched the labels ({name})")
+
+    def __getitem__(self, key):
+        raise AssertionError("pretraining indexed the labels")
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    real = pre.load_dataset
+
+    def load(*a, **k):
+        ds = real(*a, **k)
+        return replace(ds, slices=replace(ds.slices, labels=Poison(), native_labels=Poison()))
+    monkeypatch.setattr(pre, "load_dataset", load)
+
+
+def _cfg(steps=4):
+    return TrainConfig(steps=steps, batch_size=8, ckpt_every=2, log_every=1, val_every=2, device="cpu")
+
+
+@pytest.mark.parametrize("name,over", CASES)
+def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
+    run = pretrain(name, "phantom", tmp_path / "r", _cfg(), {**TINY, **over}, image_size=32, progress=False)
+    hist = json.loads((run / "history.json").read_text())
+    losses = [e["loss"] for e in hist if "loss" in e]
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert any("rankme_h" in e for e in hist)  # the collapse monitor ran
+    if name in ("pix2rep", "ideal"):  # dense methods: pixel embeddings are monitored too
+        assert any("rankme_z_pixels" in e for e in hist)
+    m = load_pretrained(run)
+    assert type(m) is METHODS[name][0]
+
+
+@pytest.mark.parametrize("name,over", CASES)
+def test_each_method_resumes_to_the_same_weights_and_evaluates(name, over, tmp_path):
+    from medkit.workflows.transfer import run_evaluation
+    over = {**TINY, **over}
+    a = pretrain(name, "phantom", tmp_path / "a", _cfg(4), over, image_size=32, progress=False)
+    pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, stop_after=3)
+    b = pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, resume=True)
+    sa, sb = load_pretrained(a).state_dict(), load_pretrained(b).state_dict()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    m = run_evaluation(a, "phantom", [1], "linear", tmp_path / "e", _cfg(2), image_size=32, combos=1, progress=False)
+    assert 0 <= m["by_k"]["1"]["mean"]["dice_mean"] <= 1
+
+
+@pytest.mark.parametrize("name,over", CASES)
+def test_loss_decreases_on_a_phantom_batch(name, over):
+    """On a fixed batch with fixed views (the generator is reseeded), a few steps lower the loss."""
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    pool = ds.part("pool")
+    torch.manual_seed(0)
+    m = build_method(name, {**TINY, **over})
+    batch = pre.sample_batch(pool, 16, torch.Generator().manual_seed(0), m.structured_batches(), 4)
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for step in range(8):
+        out = m.loss(batch, torch.Generator().manual_seed(1), step + 2)  # past chaitanya's global_steps
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        m.after_step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < losses[0], losses
+
+
+def test_unknown_method_and_key_are_named():
+    with pytest.raises(MedkitError, match="unknown method 'byol'"):
+        build_method("byol")
+    with pytest.raises(MedkitError, match="unknown option.*temprature"):
+        build_method("simclr", {"temprature": 0.1})
+    with pytest.raises(MedkitError, match="strategy must be one of"):
+        build_method("chaitanya", {"strategy": "GX"})
+    with pytest.raises(MedkitError, match="expected float"):
+        build_method("simclr", {"temperature": "warm"})
+    with pytest.raises(MedkitError, match="batch-size 8 is too small to whiten groups of 16"):
+        build_method("med_moco", {"whitening_groups": 16}).check_batch(8)
+
+
+def test_pool_holds_no_test_patient():
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=10)
+    assert not set(ds.part("pool").patients) & set(ds.split.test)
+
+
+def test_structured_batches_take_one_slice_per_partition_of_distinct_volumes():
+    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    pool = ds.part("pool")
+    table = pre.partition_table(pool, 4)
+    for seed in range(5):
+        b = pre.sample_batch(pool, 16, torch.Generator().manual_seed(seed), True, 4, table)
+        vol, part = b.volume.view(4, 4), b.partition.view(4, 4)  # 4 volumes x 4 partitions
+        assert (vol == vol[:, :1]).all() and len(set(vol[:, 0].tolist())) == 4
+        assert (part == torch.arange(4)).all()

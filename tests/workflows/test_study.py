@@ -1,0 +1,80 @@
+"""The study runner: grid points run, complete runs are skipped, a failure is recorded and the rest go on."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medkit.cli import main
+from medkit.errors import MedkitError
+from medkit.workflows.study import load_study
+
+NB = Path(__file__).parents[1] / "fixtures" / "tiny_study.ipynb"
+
+
+def test_study_runs_skips_and_records_failures(tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"name: s\nnotebooks: [{NB}]\nbase: {{X: 3}}\ngrid: {{FAIL: [false, true]}}\n")
+    root = tmp_path / "runs"
+    assert main(["study", str(study), "--root", str(root)]) == 1  # one grid point fails on purpose
+    ok, bad = root / "s" / "tiny_study__FAIL=False", root / "s" / "tiny_study__FAIL=True"
+    assert (ok / "x.txt").read_text() == "6" and (ok / "done.json").exists() and (ok / "tiny_study.ipynb").exists()
+    err = json.loads((bad / "error.json").read_text())
+    assert "fails on purpose" in err["error"] and not (bad / "done.json").exists()
+    capsys.readouterr()
+    assert main(["study", str(study), "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "skipped (complete)" in out and "failed" in out
+    assert "FAIL" in (root / "s" / "summary.csv").read_text()
+
+
+def test_bad_study_files(tmp_path):
+    with pytest.raises(MedkitError, match="no such study file"):
+        load_study(tmp_path / "none.yaml")
+    f = tmp_path / "b.yaml"
+    f.write_text("notebooks: [nope.ipynb]\n")
+    with pytest.raises(MedkitError, match="nope.ipynb not found"):
+        load_study(f)
+    f.write_text(f"notebooks: [{NB}]\ngird: {{}}\n")
+    with pytest.raises(MedkitError, match="unknown key"):
+        load_study(f)
+
+
+def test_named_variants_merge_parameters_and_label_runs(tmp_path):
+    study = tmp_path / "v.yaml"
+    study.write_text(f"name: v\nnotebooks: [{NB}]\nbase: {{X: 1}}\n"
+                     "grid:\n  variant:\n    small: {X: 2}\n    large: {X: 5}\n")
+    root = tmp_path / "runs"
+    assert main(["study", str(study), "--root", str(root)]) == 0
+    for name, x in (("small", 2), ("large", 5)):
+        run = root / "v" / f"tiny_study__variant={name}"
+        assert (run / "x.txt").read_text() == str(2 * x)
+        assert json.loads((run / "point.json").read_text()) == {"notebook": "tiny_study", "variant": name}
+
+
+def test_variant_values_must_be_parameter_sets(tmp_path):
+    f = tmp_path / "b.yaml"
+    f.write_text(f"notebooks: [{NB}]\ngrid: {{variant: {{a: 3}}}}\n")
+    with pytest.raises(MedkitError, match="'variant' names parameter sets"):
+        load_study(f)
+    f.write_text(f"notebooks: [{NB}]\ngrid: {{X: 3}}\n")
+    with pytest.raises(MedkitError, match="'X' must be a non-empty list"):
+        load_study(f)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "papermill_runs" / "studies").glob("*.yaml")))
+def test_shipped_studies_are_valid(path, monkeypatch):
+    """Every shipped study loads, and its notebooks accept every parameter it sets."""
+    import nbformat
+
+    from medkit.workflows.study import grid_points
+    monkeypatch.chdir(path.parents[2])
+    study = load_study(path)
+    for nb in study["notebooks"]:
+        own = set(study["notebook_params"][nb])
+        cell = next(c for c in nbformat.read(nb, 4).cells if "parameters" in c.metadata.get("tags", []))
+        names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+        for _, params in grid_points(study["grid"]):
+            unknown = set(study["base"]) | set(params) | own
+            assert unknown <= names, f"{path.name}: {nb} has no parameter(s) {sorted(unknown - names)}"
