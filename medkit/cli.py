@@ -19,7 +19,8 @@ from medkit.errors import MedkitError
 from medkit.workflows import schedules
 
 SPLITS = ("auto", "acdc", "random")
-EVAL_PROTOCOLS = ("linear", "finetune", "consistency")
+EVAL_PROTOCOLS = ("linear", "finetune", "consistency")  # as medkit.eval.probes (a test keeps them equal)
+TRANSFERS = ("all", "encoder")
 
 
 def _default(fn, name: str):
@@ -45,6 +46,15 @@ def _crop(text: str | None):
     return "auto" if text == "auto" else (None if text == "none" else _int("--crop", text))
 
 
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    seeds = tuple(_int("--seeds", t.strip()) for t in text.split(",") if t.strip())
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise MedkitError(f"--seeds takes distinct comma-separated integers, got {text!r}")
+    return seeds
+
+
 def _sets(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -57,7 +67,8 @@ def _sets(items: list[str] | None) -> dict[str, str]:
 
 def _schedule(a: argparse.Namespace, base: TrainConfig) -> TrainConfig:
     """``base`` with the schedule options the user gave."""
-    given = _given(a, "steps", "batch_size", "lr", "val_every", "ckpt_every", "seed", "device", "compile")
+    given = _given(a, "steps", "batch_size", "lr", "head_lr", "warmup", "val_every", "ckpt_every", "seed", "device",
+                   "compile")
     if a.no_amp:
         given["amp"] = False
     if a.no_channels_last:
@@ -94,7 +105,7 @@ def _supervised(a: argparse.Namespace) -> int:
     from medkit.workflows.fewlabel import format_table, parse_labelled, run_supervised
     t0 = time.perf_counter()
     m = run_supervised(a.data, parse_labelled(a.labelled), a.out, _schedule(a, schedules.FEW_LABEL), model=a.model,
-                       combos=a.combos, resume=a.resume, progress=not a.quiet, **_data(a))
+                       combos=a.combos, seeds=_seeds(a.seeds), resume=a.resume, progress=not a.quiet, **_data(a))
     print(format_table(m))
     print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
     return 0
@@ -105,7 +116,7 @@ def _pretrain(a: argparse.Namespace) -> int:
     from medkit.workflows.pretrain import pretrain
     t0 = time.perf_counter()
     run = pretrain(a.method, a.data, a.out, _schedule(a, schedules.PRETRAIN), _sets(a.set), resume=a.resume,
-                   progress=not a.quiet, **_data(a))
+                   progress=not a.quiet, pool_frames=a.pool_frames or DataConfig.pool_frames, **_data(a))
     if is_main():
         print(f"pretrained {a.method} in {time.perf_counter() - t0:.0f} s; run folder {run}")
     return 0
@@ -116,8 +127,8 @@ def _evaluate(a: argparse.Namespace) -> int:
     from medkit.workflows.transfer import run_evaluation
     t0 = time.perf_counter()
     m = run_evaluation(a.checkpoint, a.data, parse_labelled(a.labelled), a.eval_protocol, a.out,
-                       _schedule(a, schedules.FEW_LABEL), combos=a.combos, resume=a.resume, progress=not a.quiet,
-                       **_data(a))
+                       _schedule(a, schedules.FEW_LABEL), combos=a.combos, seeds=_seeds(a.seeds), resume=a.resume,
+                       progress=not a.quiet, **_given(a, "transfer"), **_data(a))
     print(format_table(m))
     print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
     return 0
@@ -140,7 +151,7 @@ def _diagnose(a: argparse.Namespace) -> int:
 
 def _study(a: argparse.Namespace) -> int:
     from medkit.workflows.study import run_study
-    table = run_study(a.file, **_given(a, "root", "workers"))
+    table = run_study(a.file, overrides=_sets(a.set) or None, **_given(a, "root", "workers"))
     print(table.to_string(index=False))
     failed = int((table["status"] == "failed").sum())
     print(f"{len(table)} run(s), {failed} failed; summary in {table.attrs.get('summary', 'summary.csv')}")
@@ -164,6 +175,18 @@ def _bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(a: argparse.Namespace) -> int:
+    from medkit.workflows.compare import compare_runs, format_comparison
+    table = compare_runs(a.runs[0], a.runs[1:], out=a.out)
+    print(format_comparison(table))
+    per_class = sorted(m for m in table["metric"].unique() if m != "dice_mean")
+    for m in per_class:
+        print(f"\n{m}:\n" + format_comparison(table, m))
+    if a.out:
+        print(f"table in {a.out}; per-pair differences beside it")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for every other mistake
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -183,12 +206,13 @@ class _Deprecated(argparse.Action):
 
 def _schedule_options(p: argparse.ArgumentParser, base: TrainConfig) -> None:
     help_of = {"steps": "optimisation steps", "batch_size": "slices per step (the global batch under torchrun)",
-               "lr": "AdamW learning rate", "val_every": "steps between validations (0: none)",
+               "lr": "AdamW learning rate", "head_lr": "learning rate of the segmentation head (none: --lr)",
+               "warmup": "steps of linear learning-rate warm-up", "val_every": "steps between validations (0: none)",
                "ckpt_every": "steps between checkpoints", "seed": "seeds data, initialisation and augmentation",
                "device": "auto, cpu or cuda[:N]"}
     types = {f.name: f.type for f in fields(TrainConfig)}
     for name, text in help_of.items():
-        typ = {"int": int, "float": float, "str": str}[types[name]]
+        typ = {"int": int, "float": float, "str": str, "float | None": float}[types[name]]
         p.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
                        help=f"{text} (default {getattr(base, name)})")
     p.add_argument("--compile", default=None, metavar="BACKEND",
@@ -238,13 +262,18 @@ def parser() -> argparse.ArgumentParser:
     _schedule_options(s, schedules.FEW_LABEL)
     s.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
     s.add_argument("--model", default="unet")
-    s.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
+    s.add_argument("--combos", type=int, default=None, help="N combinations per k: the split's own first, then "
+                                                            "fixed seeded extra ones (default: the split's own)")
+    s.add_argument("--seeds", default=None, help="comma-separated training seeds, a second axis of pairs "
+                                                 "(default: --seed only)")
     s.set_defaults(func=_supervised)
 
     pt = sub.add_parser("pretrain", help="self-supervised pretraining of a method on the unlabelled pool")
     pt.add_argument("--method", required=True, help="simclr, chaitanya, moco_v2, med_moco, pix2rep, ideal")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     _data_options(pt, split_alias=True)
+    pt.add_argument("--pool-frames", default=None, choices=["ed", "es", "both"],
+                    help=f"frames of the pool's patients pretrained on (default {DataConfig.pool_frames})")
     _run_options(pt)
     _schedule_options(pt, schedules.PRETRAIN)
     pt.set_defaults(func=_pretrain)
@@ -254,17 +283,31 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-protocol", default="linear", choices=EVAL_PROTOCOLS, help="default linear")
     ev.add_argument("--protocol", dest="eval_protocol", choices=EVAL_PROTOCOLS, action=_Deprecated,
                     new="--eval-protocol", help=argparse.SUPPRESS)
+    ev.add_argument("--transfer", default=None, choices=TRANSFERS,
+                    help="what of the pretrained U-Net is loaded: all of it (default), or the encoder only "
+                         "(decoder and head initialised as in the random baseline)")
     _data_options(ev, split_alias=False)
     _run_options(ev)
     _schedule_options(ev, schedules.FEW_LABEL)
     ev.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
-    ev.add_argument("--combos", type=int, default=None, help="only the first N combinations per k")
+    ev.add_argument("--combos", type=int, default=None, help="N combinations per k: the split's own first, then "
+                                                             "fixed seeded extra ones (default: the split's own)")
+    ev.add_argument("--seeds", default=None, help="comma-separated training seeds, a second axis of pairs "
+                                                  "(default: --seed only)")
     ev.set_defaults(func=_evaluate)
+
+    cp = sub.add_parser("compare", help="paired differences of few-label runs against the first (same pairs)")
+    cp.add_argument("runs", nargs="+", metavar="RUN", help="finished supervised/evaluate run folders; the first "
+                                                           "is the baseline A, each other one is a B")
+    cp.add_argument("--out", help="CSV of the table (per-pair differences in <stem>_pairs.csv beside it)")
+    cp.set_defaults(func=_compare)
 
     st = sub.add_parser("study", help="run notebooks over a parameter grid with papermill")
     st.add_argument("file", help="a study YAML, e.g. papermill_runs/studies/demo.yaml")
     st.add_argument("--workers", type=int, help="runs in parallel (default: one at a time)")
     st.add_argument("--root", help="where the study's run folders go (default: papermill_runs)")
+    st.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                    help="replace a parameter everywhere in the study (repeatable), e.g. tiny CPU settings")
     st.set_defaults(func=_study)
 
     bn = sub.add_parser("bench", help="throughput, overhead, memory and data-pipeline rate per method")

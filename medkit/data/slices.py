@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medkit.data.volumes import Volume
+from medkit.data.volumes import Volume, keeps_frame
 from medkit.errors import MedkitError
 
 
@@ -94,6 +94,13 @@ class SliceSet:
             geometry=pick(self.geometry),
             native_labels=None if self.native_labels is None else pick(self.native_labels),
             label_names=self.label_names)
+
+    def select_frames(self, frames: str) -> SliceSet:
+        """The slices of the cases ``frames`` keeps (``"ed"``, ``"es"``, ``"both"``;
+        :func:`~medkit.data.volumes.keeps_frame`)."""
+        if frames == "both":
+            return self
+        return self._subset_cases([i for i, c in enumerate(self.cases) if keeps_frame(c, frames)])
 
     def without_labels(self) -> SliceSet:
         """The same slices with every label removed: what pretraining is given."""

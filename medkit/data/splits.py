@@ -9,6 +9,10 @@ Two protocols:
 * Any other data set: a seeded random patient-level split, ``n_combos`` random labelled
   combinations per k drawn from the training patients.
 
+Either split gives more combinations on request (``--combos N``): after its own, fixed seeded
+extra ones drawn from the patients outside test and validation, the same for every run, so that
+paired comparisons have 10 to 20 (combination, seed) pairs at k = 1 and 2.
+
 A patient never appears in two of test, validation and training; pretraining only ever gets
 the pool, which holds no test or validation patient.
 """
@@ -58,16 +62,59 @@ class Split:
     train: tuple[str, ...]
     labelled: dict[int, tuple[tuple[str, ...], ...]]
 
-    def combinations(self, k: int | str) -> tuple[tuple[str, ...], ...]:
-        """Labelled combinations for k volumes; ``"all"`` gives the single full training set."""
+    def combinations(self, k: int | str, n: int | None = None) -> tuple[tuple[str, ...], ...]:
+        """Labelled combinations for k volumes; ``"all"`` gives the single full training set.
+
+        Args:
+            k: labelled volumes per combination, or ``"all"``.
+            n: how many: the split's own combinations first (ACDC: Chaitanya et al.'s), then
+                fixed, seeded extra ones (:func:`extra_combinations`), so that two runs asking for
+                the same n get the same combinations. None: the split's own only.
+        """
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise MedkitError(f"--combos must be a positive number of combinations, got {n!r}")
         if k == "all":
             return (self.train,)
-        if k in self.labelled:
-            return self.labelled[k]
         if not isinstance(k, int) or k < 1:
             raise MedkitError(f"--labelled takes positive integers or 'all', got {k!r}")
-        raise MedkitError(f"--labelled {k}: only {len(self.train)} labelled training patients "
-                          f"are available in split {self.name}")
+        if k > len(self.train):
+            raise MedkitError(f"--labelled {k}: only {len(self.train)} labelled training patients "
+                              f"are available in split {self.name}")
+        own = self.labelled.get(k, ())
+        if n is None:
+            if not own:
+                raise MedkitError(f"--labelled {k}: split {self.name} has no combinations of {k}; "
+                                  f"ask for some with --combos N")
+            return own
+        return (own + extra_combinations(self.train, k, n - len(own), exclude=own))[:n]
+
+
+EXTRA_SEED = 20260  # the seed of the extra combinations: fixed, so every run draws the same ones
+
+
+def extra_combinations(candidates: tuple[str, ...], k: int, n: int,
+                       exclude: tuple[tuple[str, ...], ...] = ()) -> tuple[tuple[str, ...], ...]:
+    """``n`` further combinations of ``k`` patients drawn from ``candidates`` (the patients outside
+    test and validation) with a fixed seed per k, none repeating another or one of ``exclude``.
+
+    The same (candidates, k) always give the same sequence, so a run asking for 10 combinations
+    gets the first 10 of it whatever its own seed: the pairing of two runs holds.
+    """
+    if n <= 0:
+        return ()
+    pool = sorted(candidates)
+    rng = random.Random(EXTRA_SEED + k)
+    seen = {tuple(sorted(c)) for c in exclude}
+    out: list[tuple[str, ...]] = []
+    for _ in range(1000 * n):  # with few candidates, distinct combinations may run out
+        combo = tuple(sorted(rng.sample(pool, k)))
+        if combo not in seen:
+            seen.add(combo)
+            out.append(combo)
+            if len(out) == n:
+                return tuple(out)
+    raise MedkitError(f"--combos: only {len(out) + len(exclude)} distinct combinations of {k} of "
+                      f"{len(pool)} patients could be drawn")
 
 
 def acdc_split() -> Split:

@@ -50,6 +50,18 @@ class Volume:
         return int(m["frame"]) if m else None
 
 
+FRAMES = {"ed": {1}, "es": {2}, "both": None}  # ACDC's naming: frame01 end-diastole, frame02 end-systole
+
+
+def keeps_frame(case_id: str, frames: str) -> bool:
+    """Whether ``frames`` (``"ed"``, ``"es"`` or ``"both"``) keeps case ``case_id``; cases without a
+    ``_frameNN`` suffix are always kept."""
+    if frames not in FRAMES:
+        raise MedkitError(f"--frames must be 'ed', 'es' or 'both', got {frames!r}")
+    m = _FRAME.match(case_id)
+    return FRAMES[frames] is None or m is None or int(m["frame"]) in FRAMES[frames]
+
+
 def patient_of(case_id: str) -> str:
     """Patient id of a case: ``patient001_frame01`` -> ``patient001``; otherwise the case id."""
     m = _FRAME.match(case_id)
@@ -186,17 +198,9 @@ def load_folder(root: str | Path, frames: str = "both") -> tuple[list[Volume], d
     Returns:
         the volumes and the label names ({0: "background", ...}).
     """
+    keeps_frame("", frames)  # a bad option fails before any file is read
     pairs, names = read_index(root)
-    wanted = {"ed": {1}, "es": {2}, "both": None}
-    if frames not in wanted:
-        raise MedkitError(f"--frames must be 'ed', 'es' or 'both', got {frames!r}")
-    keep = wanted[frames]
-    vols = []
-    for p in pairs:
-        m = _FRAME.match(p.case_id)
-        if keep is not None and m and int(m["frame"]) not in keep:
-            continue
-        vols.append(load_pair(p, names))
+    vols = [load_pair(p, names) for p in pairs if keeps_frame(p.case_id, frames)]
     if not vols:
         raise MedkitError(f"{root}: no volume left after selecting frames={frames!r}")
     if names is None:

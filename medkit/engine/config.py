@@ -16,8 +16,11 @@ class TrainConfig:
         steps: optimisation steps (CPU demo: a few hundred; ACDC on a CPU: 3000; GPU: 10,000+).
         batch_size: slices per step.
         lr: AdamW learning rate (Chaitanya et al.: 1e-3).
+        head_lr: learning rate of the segmentation head's parameters (those under a module named
+            ``head``), None for ``lr`` (the Pix2Rep authors fine-tune with 5e-5 and a head at 1e-2).
         weight_decay: AdamW weight decay.
         schedule: ``"cosine"`` decay to zero or ``"constant"``.
+        warmup: steps of linear warm-up from lr / (warmup + 1) before the schedule (0: none).
         val_every: steps between validations (0: none; the last weights are kept).
         ckpt_every: steps between checkpoints.
         log_every: steps between history entries.
@@ -33,8 +36,10 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 16
     lr: float = 1e-3
+    head_lr: float | None = None
     weight_decay: float = 1e-4
     schedule: str = "cosine"
+    warmup: int = 0
     val_every: int = 250
     ckpt_every: int = 250
     log_every: int = 25
@@ -50,8 +55,12 @@ class TrainConfig:
                 raise MedkitError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.val_every < 0:
             raise MedkitError(f"val_every must be 0 (never) or positive, got {self.val_every}")
-        if self.lr <= 0 or not math.isfinite(self.lr):
-            raise MedkitError(f"lr must be a positive number, got {self.lr}")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 or not math.isfinite(value)):
+                raise MedkitError(f"{name} must be a positive number, got {value}")
+        if not 0 <= self.warmup < self.steps:
+            raise MedkitError(f"warmup must be 0 or more and fewer than the {self.steps} steps, got {self.warmup}")
         if self.schedule not in ("cosine", "constant"):
             raise MedkitError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         pick_device(self.device)

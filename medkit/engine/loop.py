@@ -6,8 +6,9 @@ resumes from its last checkpoint; because the checkpoint holds the model, optimi
 gradient scaler, random generator and history, the resumed run ends with the same weights as an
 uninterrupted one on the CPU (``tests/engine/test_loop.py`` checks this).
 
-The learning rate follows torch's schedulers (:func:`make_scheduler`): cosine annealing to zero,
-lr_s = lr / 2 (1 + cos(pi s / steps)), or a constant rate.
+The learning rate follows torch's schedulers (:func:`make_scheduler`): an optional linear warm-up
+of w steps, then cosine annealing to zero, lr_s = lr / 2 (1 + cos(pi (s - w) / (steps - w))), or a
+constant rate; a segmentation head may have its own rate (:func:`param_groups`).
 """
 from __future__ import annotations
 
@@ -34,15 +35,36 @@ StepFn = Callable[[torch.Generator, int], dict[str, torch.Tensor]]
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """The learning-rate schedule of ``cfg``, stepped once per optimisation step: cosine annealing
-    to zero over ``cfg.steps`` (``CosineAnnealingLR``) or a constant rate (``ConstantLR``)."""
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=0.0)
-    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    """The learning-rate schedule of ``cfg``, stepped once per optimisation step: ``cfg.warmup``
+    steps of linear warm-up (``LinearLR``), then cosine annealing to zero over the remaining steps
+    (``CosineAnnealingLR``) or a constant rate (``ConstantLR``), chained by ``SequentialLR``."""
+    sched = torch.optim.lr_scheduler
+    rest = cfg.steps - cfg.warmup
+    main = (sched.CosineAnnealingLR(opt, T_max=rest, eta_min=0.0) if cfg.schedule == "cosine"
+            else sched.ConstantLR(opt, factor=1.0, total_iters=0))
+    if cfg.warmup == 0:
+        return main
+    warm = sched.LinearLR(opt, start_factor=1.0 / (cfg.warmup + 1), end_factor=1.0, total_iters=cfg.warmup)
+    return sched.SequentialLR(opt, [warm, main], milestones=[cfg.warmup])
 
 
-def make_optimizer(params: list[nn.Parameter], lr: float, weight_decay: float = 1e-4) -> torch.optim.AdamW:
-    """AdamW, fused (one kernel for all parameters) where this torch supports it on their device."""
+def param_groups(model: nn.Module, params: list[nn.Parameter], cfg: TrainConfig) -> list[dict]:
+    """``params`` as optimiser groups: with ``cfg.head_lr``, the parameters under a module named
+    ``head`` (a segmentation head) get that rate and the others ``cfg.lr``."""
+    if cfg.head_lr is None:
+        return [{"params": params}]
+    wanted = {id(p) for p in params}
+    head = [p for n, p in model.named_parameters() if id(p) in wanted and "head" in n.split(".")]
+    if not head:
+        raise MedkitError("head_lr is set but the model has no trainable module named 'head'")
+    head_ids = {id(p) for p in head}
+    rest = [p for p in params if id(p) not in head_ids]
+    return ([{"params": rest}] if rest else []) + [{"params": head, "lr": cfg.head_lr}]
+
+
+def make_optimizer(params: list[nn.Parameter] | list[dict], lr: float, weight_decay: float = 1e-4) -> torch.optim.AdamW:
+    """AdamW over parameters or parameter groups, fused (one kernel for all parameters) where this
+    torch supports it on their device."""
     try:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):  # fused unsupported for this device or dtype
@@ -104,7 +126,7 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, cfg.lr, cfg.weight_decay)
+    opt = make_optimizer(param_groups(model, params, cfg), cfg.lr, cfg.weight_decay)
     sched = make_scheduler(opt, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     gen = torch.Generator().manual_seed(cfg.seed + 1)

@@ -24,6 +24,7 @@ from medkit.models.heads import segmentation_head
 from medkit.models.unet import DEFAULT_CHANNELS, UNet
 
 PROTOCOLS = ("linear", "finetune", "consistency")
+TRANSFERS = ("all", "encoder")
 
 
 class LinearProbe(nn.Module):
@@ -61,13 +62,25 @@ class LinearProbe(nn.Module):
 
 
 def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
-                       channels: tuple[int, ...] = DEFAULT_CHANNELS) -> nn.Module:
-    """A segmentation network for ``protocol`` from a pretrained U-Net (or random init if None)."""
+                       channels: tuple[int, ...] = DEFAULT_CHANNELS, transfer: str = "all") -> nn.Module:
+    """A segmentation network for ``protocol`` from a pretrained U-Net (or random init if None).
+
+    Args:
+        transfer: ``"all"`` loads the whole pretrained U-Net; ``"encoder"`` only its encoder, the
+            decoder keeping the fresh initialisation the random baseline gets under the same seed
+            (a pretrained decoder can be a poor start for fine-tuning: Pix2Rep's at CPU scale).
+    """
     if protocol not in PROTOCOLS:
         raise MedkitError(f"--eval-protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if transfer not in TRANSFERS:
+        raise MedkitError(f"--transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
     base = UNet(1, 0, net.channels if net is not None else channels)
     if net is not None:
-        base.load_state_dict(net.state_dict())
+        state = net.state_dict()
+        if transfer == "encoder":
+            state = {k: v for k, v in state.items() if k.startswith("encoder.")}
+        missing, unexpected = base.load_state_dict(state, strict=transfer == "all")
+        assert not unexpected, unexpected
     if protocol == "linear":
         return LinearProbe(base, n_classes)
     if protocol == "consistency":

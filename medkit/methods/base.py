@@ -96,6 +96,12 @@ class Method(nn.Module):
         """True when batches must hold m volumes x one slice per partition (Chaitanya's G^D)."""
         return False
 
+    def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
+        """The chance value of each contrastive loss term: ln(number of candidates per anchor), the
+        InfoNCE of embeddings that carry no information. A term far below it early in training
+        solves a trivial task (the pretraining workflow warns). Empty where none applies."""
+        return {}
+
     def check_batch(self, batch_size: int) -> None:
         """Raise :class:`MedkitError` when the method cannot train with this batch size."""
 

@@ -8,6 +8,7 @@ takes k_i as the positive of q_i and the other positions as negatives. The fine-
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -84,6 +85,10 @@ class IDEAL(Method):
         loss = 0.5 * (dense(q1, k2w, valid12, temperature=self.cfg.temperature)
                       + dense(q2, k1w, valid21, temperature=self.cfg.temperature))
         return {"loss": loss, "dense": loss}
+
+    def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
+        side = image_size // 2 ** (self.cfg.feature_level + 1)  # positions of the dense map per image
+        return {"dense": math.log(side * side)}
 
     def after_step(self) -> None:
         ema_update(self.query, self.key, self.cfg.momentum)

@@ -10,6 +10,7 @@ its regions are pooled from an early map of each view with gradient.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -147,6 +148,10 @@ class MoCo(Method):
             loss = loss + self.cfg.local_weight * loc
         out["loss"] = loss
         return out
+
+    def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
+        # global: the key and the queue; local: the other 2R - 1 regions of the image in both views
+        return {"global": math.log(1 + self.cfg.queue), "local": math.log(2 * self.cfg.n_regions - 1)}
 
     def check_batch(self, batch_size: int) -> None:
         group = self.cfg.channels[-1] // self.cfg.whitening_groups

@@ -15,6 +15,7 @@ warp over all B*H*W pixels, which on a CPU cost more than the U-Net itself.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,9 @@ class Pix2Rep(Method):
         self.projector = projection_conv((cfg.channels[0], *cfg.proj_dims))
         v = ViewConfig(crop_scale=cfg.crop_scale, rotate=cfg.rotate)
         self.views = (v, v)
+
+    def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
+        return {"pixel_infonce": math.log(2 * self.cfg.pixels - 1)} if self.cfg.loss == "infonce" else {}
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)

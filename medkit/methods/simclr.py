@@ -4,6 +4,7 @@ h = global average of the bottleneck map, z = MLP(h); NT-Xent between the two vi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,9 @@ class SimCLR(Method):
         self.projector = projection_mlp((cfg.channels[-1], cfg.proj_hidden, cfg.proj_dim))
         v = ViewConfig(crop_scale=cfg.crop_scale)
         self.views = (v, v)
+
+    def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
+        return {"loss": math.log(2 * batch_size - 1)}
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)

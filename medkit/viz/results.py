@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
@@ -62,6 +63,35 @@ def ablation_plot(per_run: pd.DataFrame, x: str, hue: str | None = None, title: 
         if ax is not axes[0][0] and ax.get_legend() is not None:
             ax.get_legend().remove()
     axes[0][0].set_ylabel("3D Dice (mean over volumes)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def paired_plot(pairs: pd.DataFrame, summary: pd.DataFrame, metric: str = "dice_mean", title: str = "") -> Figure:
+    """Paired differences B - A, one panel per label budget k and one column per comparison: grey
+    dots are the (combination, seed) pairs, the black marker their mean with its 95 % bootstrap
+    interval; the dashed line is no difference. ``pairs`` and ``summary`` as
+    :func:`medkit.eval.paired.compare_settings` returns them (with a ``comparison`` column)."""
+    ks = list(dict.fromkeys(pairs["k"]))
+    comps = list(dict.fromkeys(pairs["comparison"]))
+    fig, axes = plt.subplots(1, len(ks), figsize=(1.6 + 1.9 * len(comps) * len(ks), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, k in zip(axes[0], ks):
+        for i, comp in enumerate(comps):
+            d = pairs[(pairs["k"] == k) & (pairs["comparison"] == comp)][f"{metric}|diff"]
+            s = summary[(summary["k"] == k) & (summary["comparison"] == comp) & (summary["metric"] == metric)]
+            jitter = np.linspace(-0.06, 0.06, len(d)) if len(d) > 1 else np.zeros(len(d))
+            ax.scatter(i + jitter, d, s=12, color="0.6", zorder=2)
+            if len(s):
+                r = s.iloc[0]
+                err = [[r["mean_diff"] - r["ci_low"]], [r["ci_high"] - r["mean_diff"]]]
+                ax.errorbar(i + 0.25, r["mean_diff"], yerr=err, fmt="o", color="k", capsize=4, zorder=3)
+        ax.axhline(0, ls="--", color="tab:red", lw=1)
+        ax.set_xticks(range(len(comps)), comps, rotation=20, ha="right", fontsize=8)
+        ax.set_title(f"k = {k}")
+    axes[0][0].set_ylabel(f"paired difference of {metric.replace('dice_mean', 'mean Dice')}")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -12,7 +12,7 @@ Layout of a run folder::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -79,20 +79,27 @@ def train_and_score(ds: Dataset, patients: tuple[str, ...], cfg: TrainConfig, ru
     return rows
 
 
+def sub_run(k: int | str, combination: int, seed: int, base_seed: int) -> str:
+    """The folder of one training: ``k1_c2`` at the run's own seed, ``k1_c2_s5`` at another seed."""
+    return f"k{k}_c{combination}" + (f"_s{seed}" if seed != base_seed else "")
+
+
 def summarise(table: pd.DataFrame) -> dict:
     """Per k: mean Dice per class and overall, mean over test volumes then over combinations,
     with the spread (std) over combinations and over volumes."""
     out = {}
     cols = [c for c in table.columns if c.startswith("dice") or c.startswith("hd95")]
     for k, tk in table.groupby("k", sort=False):
-        per_combo = tk.groupby("combination")[cols].mean()  # (n_combos, metrics)
+        per_pair = tk.groupby(["combination", "seed"])[cols].mean()  # (combinations x seeds, metrics)
+        per_combo = per_pair.groupby(level="combination").mean()  # mean over seeds
         out[str(k)] = {
-            "n_combinations": int(len(per_combo)), "n_test_volumes": int(tk["case"].nunique()),
+            "n_combinations": int(len(per_combo)), "n_seeds": int(tk["seed"].nunique()),
+            "n_test_volumes": int(tk["case"].nunique()),
             "mean": per_combo.mean().to_dict(),
             "std_over_combinations": per_combo.std(ddof=0).to_dict(),
-            "std_over_volumes": tk.groupby("combination")[cols].std(ddof=0).mean().to_dict(),
+            "std_over_volumes": tk.groupby(["combination", "seed"])[cols].std(ddof=0).mean().to_dict(),
             "per_combination": per_combo["dice_mean"].to_dict(),
-            "seconds": float(tk.drop_duplicates("combination")["seconds"].sum()),
+            "seconds": float(tk.drop_duplicates(["combination", "seed"])["seconds"].sum()),
         }
     return out
 
@@ -101,7 +108,7 @@ def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: Tr
                   make_model: Callable[[int], nn.Module], params: dict,
                   image_size: int = DataConfig.image_size, crop: int | None | str = DataConfig.crop,
                   frames: str = DataConfig.frames, combos: int | None = None, split: str = DataConfig.split,
-                  resume: bool = False, progress: bool = True) -> dict:
+                  seeds: tuple[int, ...] | None = None, resume: bool = False, progress: bool = True) -> dict:
     """Train and score ``make_model`` networks for every k in ``labelled`` and every labelled
     combination of the split; aggregate into ``out/metrics.json`` and ``out/results.csv``.
 
@@ -112,28 +119,35 @@ def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: Tr
         cfg: training schedule (its seed also seeds the phantom and random splits).
         make_model: ``make_model(n_classes)`` -> a fresh network.
         params: what defines the run besides the arguments here (written to ``params.json``).
-        combos: use only the first ``combos`` combinations per k (None: all).
+        combos: combinations per k: the split's own first, then fixed seeded extra ones
+            (:meth:`~medkit.data.splits.Split.combinations`); None: the split's own.
+        seeds: training seeds, a second axis of pairs (each combination is trained once per seed;
+            the data and split keep ``cfg.seed``); None: ``cfg.seed`` only.
         resume: continue an interrupted run; finished trainings are kept, not redone.
     """
     params = {**params, "data": str(data), "labelled": [str(k) for k in labelled],
               "image_size": image_size, "crop": crop, "frames": frames, "combos": combos,
               "split": split, **asdict(cfg)}
+    if seeds:
+        params["seeds"] = list(seeds)
     params.pop("device")  # where and how fast it ran does not change what it is
     params.pop("compile")
     ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed,
                       split=split)
-    jobs = [(k, i, combo) for k in labelled
-            for i, combo in enumerate(ds.split.combinations(k)[:combos])]
+    seeds = tuple(seeds) if seeds else (cfg.seed,)
+    jobs = [(k, i, combo, seed) for k in labelled
+            for i, combo in enumerate(ds.split.combinations(k, combos)) for seed in seeds]
     run = open_run(out, params, resume=resume)
     rows = []
-    for k, i, combo in jobs:
-        sub = run / f"k{k}_c{i + 1}"
+    for k, i, combo, seed in jobs:
+        sub = run / sub_run(k, i + 1, seed, cfg.seed)
         t0 = time.perf_counter()
-        cases = train_and_score(ds, combo, cfg, sub, make_model, progress)
+        cases = train_and_score(ds, combo, replace(cfg, seed=seed), sub, make_model, progress)
         secs = read_json(sub / "metrics.json").get("seconds_total", time.perf_counter() - t0)
         for r in cases:
-            rows.append({"k": str(k), "combination": i + 1, "seconds": secs, **r})
-        print(f"k={k} c{i + 1} ({', '.join(combo[:3])}{' ...' if len(combo) > 3 else ''}): "
+            rows.append({"k": str(k), "combination": i + 1, "seed": seed, "patients": "+".join(combo),
+                         "seconds": secs, **r})
+        print(f"k={k} c{i + 1} seed {seed} ({', '.join(combo[:3])}{' ...' if len(combo) > 3 else ''}): "
               f"mean Dice {np.mean([r['dice_mean'] for r in cases]):.3f}", flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(run / "results.csv", index=False)

@@ -13,7 +13,9 @@ Run folder::
 """
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -101,9 +103,42 @@ def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
     return out
 
 
+class TrivialTaskWarning(UserWarning):
+    """A contrastive loss term fell far below its chance value at the start of training."""
+
+
+class TrivialTaskWatch:
+    """Watches the loss terms of the first steps of each term's training: a term below
+    ``factor`` x its chance value (:meth:`~medkit.methods.base.Method.chance`) within the first
+    ``fraction`` of the schedule means its task is trivial (Chaitanya et al.'s local loss on a
+    16 x 16 map at 64 px fell from 1.96 to 0.002 by step 25). Warns once per term and records it."""
+
+    def __init__(self, chance: dict[str, float], steps: int, fraction: float = 0.05, factor: float = 0.1) -> None:
+        self.chance, self.factor = chance, factor
+        self.window = max(1, math.ceil(fraction * steps))
+        self.first: dict[str, int] = {}
+        self.found: dict[str, dict] = {}
+
+    def __call__(self, step: int, terms: dict[str, torch.Tensor]) -> None:
+        for name, level in self.chance.items():
+            if name not in terms or name in self.found:
+                continue
+            start = self.first.setdefault(name, step)
+            if step - start >= self.window:
+                continue
+            value = float(terms[name].detach())
+            if value < self.factor * level:
+                self.found[name] = {"step": step, "value": value, "chance": level}
+                warnings.warn(f"loss term {name!r} fell to {value:.3g} by step {step}, below a tenth of its chance "
+                              f"value {level:.2f} within the first {self.window} steps: its task looks trivial "
+                              f"(larger maps, more regions or stronger views make it real)", TrivialTaskWarning,
+                              stacklevel=2)
+
+
 def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, overrides: dict | None = None,
              image_size: int = DataConfig.image_size, crop: int | None | str = DataConfig.crop,
-             frames: str = DataConfig.frames, split: str = DataConfig.split, probe_size: int = 512,
+             frames: str = DataConfig.frames, split: str = DataConfig.split,
+             pool_frames: str = DataConfig.pool_frames, probe_size: int = 512,
              resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
     """Pretrain ``method`` on the unlabelled pool of ``data``; returns the run folder.
 
@@ -117,9 +152,10 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     """
     mcfg = method_config(method, overrides)
     params = {"command": "pretrain", "method": method, "config": asdict(mcfg), "data": str(data),
-              "image_size": image_size, "crop": crop, "frames": frames, "split": split,
+              "image_size": image_size, "crop": crop, "frames": frames, "pool_frames": pool_frames, "split": split,
               **{k: v for k, v in asdict(cfg).items() if k not in ("device", "compile")}}
-    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed, split=split)
+    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed, split=split,
+                      pool_frames=pool_frames)
     pool = ds.part("pool")  # no labels: the pretraining data path has none to read
     if len(pool) == 0:
         raise MedkitError(f"--data {data}: the pretraining pool is empty")
@@ -137,6 +173,7 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     table = partition_table(pool, n_part) if m.structured_batches() else None
     probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
     t0 = time.perf_counter()
+    watch = TrivialTaskWatch(m.chance(cfg.batch_size // world, image_size), cfg.steps)
     net = distributed.wrap(m, device, cfg.channels_last)  # DDP under torchrun, else m itself
     m = net.module if net is not m else m  # (with SyncBatchNorm on CUDA)
 
@@ -147,14 +184,17 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
             g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
         b = Batch(b.images.to(device, memory_format=memory_format(cfg.channels_last)), b.partition.to(device),
                   b.volume.to(device))
-        return net(b, g, i)
+        terms = net(b, g, i)
+        watch(i, terms)
+        return terms
 
     summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
                          after_step=m.after_step, stop_after=stop_after, progress=progress,
                          desc=f"pretrain {method}")
     if distributed.is_main():
         write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0, "processes": world,
-                                          "pool_patients": len(set(pool.patients)), "pool_slices": len(pool)})
+                                          "pool_patients": len(set(pool.patients)), "pool_slices": len(pool),
+                                          "trivial_terms": watch.found})
     distributed.barrier()
     return run
 

@@ -17,7 +17,9 @@ the notebook stem and the grid labels) with ``RUN_DIR`` set to that folder; the 
 written to its ``point.json`` (what :mod:`medkit.workflows.ablations` groups by) and the executed notebook
 is written there too. A run with a ``done.json`` is complete and skipped; a failing run writes
 ``error.json`` with its error and the others go on. At the end a summary table is printed and
-written to ``papermill_runs/<name>/summary.csv``.
+written to ``papermill_runs/<name>/summary.csv``. A study with ``reference: true`` (the ACDC
+campaign) then writes its tidy results and their provenance to ``papermill_runs/reference/<name>/``
+(:mod:`medkit.workflows.reference`), to be committed.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import yaml
 from medkit.engine.runs import write_json
 from medkit.errors import MedkitError
 
-KEYS = {"name", "notebooks", "base", "grid", "kernel"}
+KEYS = {"name", "notebooks", "base", "grid", "kernel", "reference"}
 
 
 def load_study(path: str | Path) -> dict:
@@ -125,9 +127,22 @@ def _execute(notebook: str, run_dir: str, params: dict, labels: dict, kernel: st
     return result
 
 
-def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: int = 1) -> pd.DataFrame:
-    """Run every (notebook, grid point) of a study; returns and writes the summary table."""
+def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: int = 1,
+              overrides: dict | None = None) -> pd.DataFrame:
+    """Run every (notebook, grid point) of a study; returns and writes the summary table.
+
+    Args:
+        overrides: parameters that replace the study's everywhere, base and grid alike (e.g. tiny
+            settings to try a GPU study on a CPU: ``{"STEPS": 2, "DEVICE": "cpu"}``); values are
+            read as YAML (``2`` an integer, ``null`` None, ``cpu`` a string).
+    """
     study = load_study(path)
+    if overrides:
+        parsed = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in overrides.items()}
+        study["base"] = {**study["base"], **parsed}
+        study["notebook_params"] = {nb: {**p, **parsed} for nb, p in study["notebook_params"].items()}
+        study["grid"] = {key: ({name: {**params, **parsed} for name, params in val.items()} if isinstance(val, dict)
+                               else val) for key, val in study["grid"].items() if key not in parsed}
     out = Path(root) / study["name"]
     out.mkdir(parents=True, exist_ok=True)
     jobs, rows = [], []
@@ -154,4 +169,8 @@ def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: in
     table.to_csv(out / "summary.csv", index=False)
     table.attrs["summary"] = str(out / "summary.csv")
     (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
+    if study.get("reference") and (table["status"] != "failed").all():
+        from medkit.workflows.reference import export_reference
+        table.attrs["reference"] = str(export_reference(out, Path(root) / "reference" / study["name"],
+                                                        command=f"python -m medkit study {path}"))
     return table

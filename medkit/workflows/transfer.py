@@ -11,23 +11,28 @@ from medkit.engine.checkpoints import load_checkpoint
 from medkit.engine.config import TrainConfig
 from medkit.engine.runs import read_json
 from medkit.errors import MedkitError
-from medkit.eval.probes import PROTOCOLS, segmentation_model
+from medkit.eval.probes import PROTOCOLS, TRANSFERS, segmentation_model
 from medkit.models.unet import DEFAULT_CHANNELS
 from medkit.workflows.fewlabel import run_few_label
 from medkit.workflows.pretrain import load_pretrained
 
 
 def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str], eval_protocol: str,
-                   out: str | Path, cfg: TrainConfig, **kwargs) -> dict:
+                   out: str | Path, cfg: TrainConfig, transfer: str = "all", **kwargs) -> dict:
     """Few-label evaluation of a pretraining run folder (or ``"random"`` for random init).
 
     Args:
         checkpoint: a finished pretraining run folder, or ``"random"``.
-        eval_protocol: ``"linear"`` (frozen U-Net, 1x1 conv on its hypercolumn) or ``"finetune"``.
+        eval_protocol: ``"linear"`` (frozen U-Net, 1x1 conv on its hypercolumn), ``"finetune"`` or
+            ``"consistency"`` (IDEAL's two decoders).
+        transfer: ``"all"`` or ``"encoder"`` (:func:`~medkit.eval.probes.segmentation_model`); random
+            initialisation has nothing to transfer and records ``"all"``.
         kwargs: passed to :func:`~medkit.workflows.fewlabel.run_few_label` (image_size, crop, frames, ...).
     """
     if eval_protocol not in PROTOCOLS:
-        raise MedkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {eval_protocol!r}")
+        raise MedkitError(f"--eval-protocol must be one of {', '.join(PROTOCOLS)}, got {eval_protocol!r}")
+    if transfer not in TRANSFERS:
+        raise MedkitError(f"--transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
     if str(checkpoint) == "random":
         net, source = None, {"checkpoint": "random", "method": "random"}
     else:
@@ -36,12 +41,16 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         if "image_size" in kwargs and pre.get("image_size") != kwargs["image_size"]:
             print(f"note: pretrained at image size {pre.get('image_size')}, evaluated at {kwargs['image_size']}")
         net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
-    return run_few_label(data, labelled, out, cfg, lambda n: segmentation_model(net, n, eval_protocol),
-                         {"command": "evaluate", "eval_protocol": eval_protocol, **source}, **kwargs)
+    transfer = transfer if net is not None else "all"
+    return run_few_label(data, labelled, out, cfg,
+                         lambda n: segmentation_model(net, n, eval_protocol, transfer=transfer),
+                         {"command": "evaluate", "eval_protocol": eval_protocol, "transfer": transfer, **source},
+                         **kwargs)
 
 
 def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: list[int | str],
                       protocols: list[str], out: str | Path, cfg: TrainConfig, baseline: bool = True,
+                      transfer: str = "all", baseline_dir: str | Path | None = None,
                       **kwargs) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Evaluate a pretraining run under each protocol and, with ``baseline``, random initialisation
     under the same protocols, labelled combinations and seeds (notebook 03 and its studies).
@@ -50,7 +59,12 @@ def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: 
         pretrained: a finished pretraining run folder of ``method``.
         protocols: e.g. ``["linear", "finetune"]``.
         out: one sub-folder per setting, ``eval_<init>_<protocol>`` (resumed when it exists).
-        kwargs: passed to :func:`run_evaluation` (image_size, combos, progress, ...).
+        transfer: what of the pretrained U-Net fine-tuning starts from (:func:`run_evaluation`); the
+            linear probe always reads the whole pretrained U-Net.
+        baseline_dir: where the random-initialisation settings go instead of ``out``: several
+            studies sharing it train each random baseline once (finished trainings are read back;
+            run them one after the other, not in parallel).
+        kwargs: passed to :func:`run_evaluation` (image_size, combos, seeds, progress, ...).
 
     Returns:
         one tidy table (every row of each setting's ``results.csv`` with ``setting``, ``init`` and
@@ -64,8 +78,9 @@ def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: 
         settings[f"{method}, {protocol}"] = (method, pretrained, protocol)
     tables, folders = [], {}
     for name, (init, ckpt, protocol) in settings.items():
-        folder = Path(out) / f"eval_{init}_{protocol}"
-        run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, **kwargs)
+        folder = Path(baseline_dir if init == "random" and baseline_dir else out) / f"eval_{init}_{protocol}"
+        loads = transfer if init != "random" and protocol != "linear" else "all"  # a probe reads the whole net
+        run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, transfer=loads, **kwargs)
         table = pd.read_csv(folder / "results.csv", dtype={"k": str})
         table["setting"], table["init"], table["protocol"] = name, init, protocol
         tables.append(table)

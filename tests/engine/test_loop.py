@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from monai.networks.blocks import Convolution
@@ -13,7 +14,7 @@ from medkit.engine.checkpoints import load_checkpoint
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import seed_everything
 from medkit.engine.fit import fit_segmentation
-from medkit.engine.loop import compile_blocks, make_optimizer, make_scheduler
+from medkit.engine.loop import compile_blocks, make_optimizer, make_scheduler, param_groups
 from medkit.engine.runs import open_run
 from medkit.errors import MedkitError
 from medkit.models import build_model
@@ -109,3 +110,29 @@ def test_learning_rate_follows_the_schedule(schedule):
         sched.step()
         want = 0.05 * (1 + math.cos(math.pi * s / cfg.steps)) if schedule == "cosine" else 0.1
         assert sched.get_last_lr()[0] == pytest.approx(want, abs=1e-9), s
+
+
+def test_warmup_then_cosine_and_a_head_learning_rate():
+    cfg = TrainConfig(steps=10, lr=0.1, warmup=4, head_lr=1.0, device="cpu")
+    model = build_model("unet-small", 3)
+    params = [p for p in model.parameters()]
+    groups = param_groups(model, params, cfg)
+    head = {id(p) for p in model.head.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == head and groups[1]["lr"] == 1.0
+    assert not head & {id(p) for p in groups[0]["params"]}
+    opt = make_optimizer(groups, cfg.lr)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(cfg.steps):
+        lrs.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    # linear warm-up from lr / 5 over 4 steps, then cosine over the 6 remaining steps; the head at 10x
+    want = [0.1 * (1 + 4 * s / 4) / 5 for s in range(4)] + [0.05 * (1 + math.cos(math.pi * s / 6)) for s in range(6)]
+    np.testing.assert_allclose([g[0] for g in lrs], want, atol=1e-9)
+    np.testing.assert_allclose([g[1] for g in lrs], [10 * w for w in want], atol=1e-8)
+    with pytest.raises(MedkitError, match="warmup"):
+        TrainConfig(steps=5, warmup=5)
+    headless = torch.nn.Linear(2, 2)
+    with pytest.raises(MedkitError, match="head_lr"):
+        param_groups(headless, list(headless.parameters()), cfg)

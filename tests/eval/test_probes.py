@@ -35,3 +35,32 @@ def test_finetune_starts_from_the_pretrained_weights():
     assert all(p.requires_grad for p in seg.parameters())
     with pytest.raises(MedkitError, match="--eval-protocol"):
         segmentation_model(net, 3, "knn")
+
+
+def test_encoder_transfer_keeps_the_random_baselines_decoder():
+    """--transfer encoder: encoder weights from the pretrained net, decoder and head exactly as the
+    random baseline initialises them under the same seed."""
+    net = UNet(1, 0, (8, 16, 32))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(0.5)
+    torch.manual_seed(3)
+    random_init = segmentation_model(None, 3, "finetune", (8, 16, 32))
+    torch.manual_seed(3)
+    enc_only = segmentation_model(net, 3, "finetune", transfer="encoder")
+    torch.manual_seed(3)
+    whole = segmentation_model(net, 3, "finetune", transfer="all")
+    for name, p in enc_only.named_parameters():
+        if name.startswith("encoder."):
+            assert torch.all(p == 0.5), name
+        else:
+            assert torch.equal(p, dict(random_init.named_parameters())[name]), name
+    assert torch.all(whole.decoder[0].conv.weight == 0.5)
+    with pytest.raises(MedkitError, match="--transfer"):
+        segmentation_model(net, 3, "finetune", transfer="decoder")
+
+
+def test_command_line_choices_match_the_library():
+    from medkit import cli
+    from medkit.eval.probes import PROTOCOLS, TRANSFERS
+    assert cli.EVAL_PROTOCOLS == PROTOCOLS and cli.TRANSFERS == TRANSFERS

@@ -119,3 +119,29 @@ def test_structured_batches_take_one_slice_per_partition_of_distinct_volumes():
         vol, part = b.volume.view(4, 4), b.partition.view(4, 4)  # 4 volumes x 4 partitions
         assert (vol == vol[:, :1]).all() and len(set(vol[:, 0].tolist())) == 4
         assert (part == torch.arange(4)).all()
+
+
+def test_a_trivial_task_is_warned_about_and_recorded(tmp_path, monkeypatch):
+    """A loss term below a tenth of its chance value in the first 5 % of the steps is flagged once."""
+    from medkit.methods.simclr import SimCLR
+    monkeypatch.setattr(SimCLR, "chance", lambda self, b, s: {"loss": 1e6})  # any real loss is far below
+    cfg = TrainConfig(steps=20, batch_size=8, val_every=0, ckpt_every=20, device="cpu")
+    with pytest.warns(pre.TrivialTaskWarning, match="'loss' fell to"):
+        run = pre.pretrain("simclr", "phantom", tmp_path / "r", cfg, {"channels": (8, 16, 32)}, image_size=32,
+                           progress=False)
+    found = json.loads((run / "summary.json").read_text())["trivial_terms"]
+    assert found["loss"]["step"] == 0 and found["loss"]["chance"] == 1e6
+
+
+def test_watch_looks_only_at_the_first_steps_of_each_term():
+    watch = pre.TrivialTaskWatch({"global": 2.0, "local": 2.4}, steps=100)  # window: 5 steps
+    for step in range(10):
+        watch(step, {"global": torch.tensor(1.0)})  # never below 0.2
+    for step in range(10, 20):  # the local stage starts at step 10; trivial at its 6th step: too late
+        watch(step, {"local": torch.tensor(0.1 if step >= 15 else 2.0)})
+    assert watch.found == {}
+    watch2 = pre.TrivialTaskWatch({"local": 2.4}, steps=100)
+    with pytest.warns(pre.TrivialTaskWarning):
+        for step in range(10, 20):
+            watch2(step, {"local": torch.tensor(0.1 if step >= 12 else 2.0)})
+    assert watch2.found["local"]["step"] == 12

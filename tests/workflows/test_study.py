@@ -8,6 +8,7 @@ import pytest
 
 from medkit.cli import main
 from medkit.errors import MedkitError
+from medkit.methods import build_method
 from medkit.workflows.study import load_study
 
 NB = Path(__file__).parents[1] / "fixtures" / "tiny_study.ipynb"
@@ -78,3 +79,22 @@ def test_shipped_studies_are_valid(path, monkeypatch):
         for _, params in grid_points(study["grid"]):
             unknown = set(study["base"]) | set(params) | own
             assert unknown <= names, f"{path.name}: {nb} has no parameter(s) {sorted(unknown - names)}"
+        for _, params in grid_points(study["grid"]):  # every method a study names builds with its options
+            merged = {**study["base"], **study["notebook_params"][nb], **params}
+            if "METHOD" in merged:
+                method = build_method(merged["METHOD"], merged.get("OPTIONS") or {})
+                method.check_batch(merged.get("PRETRAIN_BATCH", 16))
+
+
+def test_overrides_replace_parameters_everywhere(tmp_path, monkeypatch):
+    """study --set: a value replaces the base, a named set's value and a list entry of the grid."""
+    from medkit.workflows import study as st
+    seen = []
+    monkeypatch.setattr(st, "_execute", lambda nb, run, params, labels, kernel: seen.append(params) or
+                        {"status": "done", "seconds": 0.0})
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: s\nnotebooks: [{NB}]\nbase: {{N: 1, DEVICE: cuda}}\n"
+                 "grid:\n  variant: {a: {N: 2}, b: {N: 3}}\n  SEED: [0, 1]\n")
+    table = st.run_study(f, root=tmp_path, overrides={"N": "5", "DEVICE": "cpu", "SEED": "7"})
+    assert len(table) == 2 and [p["N"] for p in seen] == [5, 5]
+    assert all(p["DEVICE"] == "cpu" and p["SEED"] == 7 for p in seen)
