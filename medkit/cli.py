@@ -338,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     except MedkitError as e:
         print(f"medkit {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # permission, not a directory, no space left: the file and the reason, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"medkit {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"medkit {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -61,3 +61,14 @@ def test_old_spellings_still_work_with_a_deprecation_warning(capsys):
     a = parser().parse_args(["evaluate", "--checkpoint", "random", "--data", "phantom", "--out", "x",
                              "--split", "random"])
     assert a.split == "random" and a.eval_protocol == "linear" and capsys.readouterr().err == ""
+
+
+def test_operating_system_errors_are_one_line(tmp_path, capsys):
+    """An --out below a file (not a directory) ends in one line naming the path, exit code 2."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("keep me")
+    code = main(["phantom", str(blocker / "data"), "--cases", "1", "--size", "32"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert err.startswith("medkit phantom: error: ") and "file.txt" in err and "Not a directory" in err
+    assert blocker.read_text() == "keep me"

@@ -56,7 +56,7 @@ class Dataset:
     name: str
     slices: SliceSet
     split: Split
-    pool_slices: SliceSet | None = None  # the pool's frames, when they differ from ``slices``'
+    pool_slices: SliceSet | None = None  # the pool's frames, when they differ from ``slices``
 
     def part(self, which: str) -> SliceSet:
         """``"test"``, ``"val"``, ``"train"`` (labelled) or ``"pool"`` (unlabelled: no labels)."""

@@ -47,9 +47,33 @@ def make_config(cls: type, overrides: dict | None = None):
     for k, v in overrides.items():
         out[k] = _convert(k, v, hints[k]) if isinstance(v, str) else v
     try:
-        return cls(**out)
+        cfg = cls(**out)
+        check_ranges(cfg)
+        return cfg
     except (TypeError, ValueError) as e:
         raise MedkitError(f"{cls.__name__}: {e}") from None
+
+
+POSITIVE = ("channels", "proj_hidden", "proj_dim", "proj_dims", "queue", "temperature", "pixels", "n_regions",
+            "region_size", "n_neg", "global_steps", "whitening_groups")
+NON_NEGATIVE = ("local_weight", "barlow_lambda", "chunk", "rotate")
+
+
+def check_ranges(cfg) -> None:
+    """The ranges every method config shares, checked when it is built: sizes, counts and
+    temperatures above 0 (a temperature of 0 divides by zero), weights and options at 0 or above,
+    and at least two U-Net levels. Raises ValueError naming the field."""
+    for name in POSITIVE + NON_NEGATIVE:
+        if not hasattr(cfg, name):
+            continue
+        value = getattr(cfg, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+            raise ValueError(f"{name} must be a number (or numbers), got {value!r}")
+        if any(v <= 0 if name in POSITIVE else v < 0 for v in values):
+            raise ValueError(f"{name} must be {'above 0' if name in POSITIVE else '0 or more'}, got {value!r}")
+    if hasattr(cfg, "channels") and len(cfg.channels) < 2:
+        raise ValueError(f"channels needs at least 2 U-Net levels, got {cfg.channels!r}")
 
 
 def _convert(key: str, text: str, typ) -> object:

@@ -37,6 +37,11 @@ class Pix2RepConfig:
     Adam 4.7e-4, 200 epochs, batch 8 of 128 x 128, M = 1000 pixel pairs, temperature 0.53;
     rotation within +-90 degrees, crop scale 0.33-0.95, flips.
     CPU demo default: the kit's U-Net (16-channel output), projector 16-64-64, M = 1000.
+    Recommended transfer for fine-tuning: the encoder (``--transfer encoder``). Measured on ACDC at
+    64 px (10 pairs per k, ``papermill_runs/reference/acdc_pix2rep``): from the encoder, +0.036
+    [+0.012, +0.058] Dice over random at k = 1 and +0.026 [+0.019, +0.041] at k = 2; the whole U-Net
+    (its decoder barely uses the bottleneck) fine-tuned 0.054 below random at k = 1 (README, the
+    earlier 5-combination table).
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS

@@ -84,15 +84,17 @@ def similarity_maps(fmap_a: torch.Tensor, point: tuple[int, int], fmap_b: torch.
 
 def similarity_figure(img_a: np.ndarray, img_b: np.ndarray, fmap_a: torch.Tensor, fmap_b: torch.Tensor,
                       point: tuple[int, int]) -> Figure:
+    """The query point on slice A and the cosine similarity of its embedding to every pixel of A and
+    of B, on a common colour scale from -1 (opposite) to 1 (the same direction)."""
     sa, sb = similarity_maps(fmap_a, point, fmap_b)
-    fig, axes = plt.subplots(1, 3, figsize=(9.3, 3.1))
-    overlay(axes[0], img_a, None, title="query point")
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.1))
+    overlay(axes[0], img_a, None, title=f"query point (row {point[0]}, column {point[1]})")
     axes[0].plot(point[1], point[0], "r+", ms=14, mew=2)
     for ax, s, title in ((axes[1], sa, "similarity, same slice"), (axes[2], sb, "similarity, other patient")):
-        ax.imshow(s, cmap="magma", vmin=-1, vmax=1)
+        shown = ax.imshow(s, cmap="magma", vmin=-1, vmax=1)
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-    fig.tight_layout()
+    fig.colorbar(shown, ax=axes[1:], fraction=0.046, pad=0.02, label="cosine similarity")
     return fig
 
 

@@ -1,9 +1,12 @@
 """Look at volumes, slices, labels, partitions and splits.
 
-The volume viewer uses itkwidgets in a live JupyterLab session (its viewer loads JavaScript
-from public CDNs, so it renders only online) and falls back to matplotlib orthogonal views
-under papermill, nbval and nbconvert. A live kernel has ``JPY_SESSION_NAME`` in its
-environment; ``MEDKIT_NO_WIDGETS=1`` forces the fallback.
+The volume viewer (:func:`view_volume`) works offline: in a live JupyterLab kernel it is
+:class:`VolumeViewer`, ipywidgets controls (plane, slice, labels, opacity) over a matplotlib figure
+that the kernel draws, with no external JavaScript; headless (papermill, nbval, nbconvert) it is a
+static figure of three orthogonal cuts. itkwidgets stays an explicit choice (``viewer="itk"``): its
+viewer loads JavaScript from public CDNs, so it renders only online, and offline it can hold every
+later cell of the kernel. A live kernel has ``JPY_SESSION_NAME`` in its environment;
+``MEDKIT_NO_WIDGETS=1`` forces the static figure.
 """
 from __future__ import annotations
 
@@ -116,9 +119,84 @@ def orthogonal_views(image: np.ndarray, label: np.ndarray | None = None, n_class
     return fig
 
 
-def view_volume(image: np.ndarray, label: np.ndarray | None = None, n_classes: int = 4):
-    """itkwidgets viewer in live JupyterLab, else :func:`orthogonal_views` (a Figure)."""
-    if widgets_live():
+PLANES = {"short axis (slice)": 0, "across slices (row)": 1, "across slices (column)": 2}
+
+
+def cut(volume: np.ndarray, plane: int, index: int) -> np.ndarray:
+    """The 2D cut of an (S, H, W) array at ``index`` along axis ``plane``."""
+    return np.take(volume, index, axis=plane)
+
+
+class VolumeViewer:
+    """Offline volume viewer: ipywidgets controls over a matplotlib figure drawn by the kernel.
+
+    Args:
+        image: (S, H, W) intensities in [0, 1]; label: (S, H, W) label map or None.
+        n_classes: label classes, background included.
+
+    Controls: ``plane`` (short axis or one of the two cuts across slices), ``index`` (the cut),
+    ``show_labels`` and ``opacity``; any change redraws the figure below them.
+    """
+
+    def __init__(self, image: np.ndarray, label: np.ndarray | None = None, n_classes: int = 4) -> None:
+        import ipywidgets as w
+        self.image, self.label, self.n_classes = np.asarray(image), label, n_classes
+        self.plane = w.Dropdown(options=list(PLANES), value="short axis (slice)", description="plane")
+        self.index = w.IntSlider(value=self.image.shape[0] // 2, min=0, max=self.image.shape[0] - 1,
+                                 description="slice", continuous_update=False)
+        self.show_labels = w.Checkbox(value=label is not None, disabled=label is None, description="labels")
+        self.opacity = w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05, description="opacity",
+                                     continuous_update=False)
+        self.out = w.Output()
+        self.plane.observe(self._on_plane, names="value")
+        for control in (self.index, self.show_labels, self.opacity):
+            control.observe(self._draw, names="value")
+        self.widget = w.VBox([w.HBox([self.plane, self.index]), w.HBox([self.show_labels, self.opacity]), self.out])
+        self._draw()
+
+    def figure(self) -> Figure:
+        """The current cut with its label overlay, as a new figure."""
+        axis = PLANES[self.plane.value]
+        img = cut(self.image, axis, self.index.value)
+        lab = cut(self.label, axis, self.index.value) if self.label is not None and self.show_labels.value else None
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        overlay(ax, img, lab, self.n_classes, alpha=self.opacity.value,
+                title=f"{self.plane.value}: {self.index.value} of {self.image.shape[axis] - 1}")
+        ax.set_aspect("auto" if axis else "equal")
+        fig.tight_layout()
+        return fig
+
+    def _on_plane(self, _=None) -> None:
+        size = self.image.shape[PLANES[self.plane.value]]
+        with self.index.hold_trait_notifications():
+            self.index.max = size - 1
+            self.index.value = size // 2
+        self._draw()
+
+    def _draw(self, _=None) -> None:
+        from IPython import get_ipython
+        from IPython.display import display
+        if get_ipython() is None:  # no kernel to draw into (a script or a test)
+            return
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig = self.figure()
+            display(fig)
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def view_volume(image: np.ndarray, label: np.ndarray | None = None, n_classes: int = 4, viewer: str = "widgets"):
+    """The volume viewer: :class:`VolumeViewer` in a live kernel (``viewer="widgets"``, offline),
+    itkwidgets when asked for (``viewer="itk"``, needs internet), else :func:`orthogonal_views`."""
+    if viewer not in ("widgets", "itk", "static"):
+        raise ValueError(f"viewer must be 'widgets', 'itk' or 'static', got {viewer!r}")
+    if widgets_live() and viewer == "widgets":
+        return VolumeViewer(image, label, n_classes)
+    if widgets_live() and viewer == "itk":
         try:
             from itkwidgets import view
             return view(image=np.ascontiguousarray(image), label_image=None if label is None

@@ -151,6 +151,10 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
         probe_size: slices of the fixed probe batch of the collapse monitor (N well above D).
     """
     mcfg = method_config(method, overrides)
+    stride = 2 ** len(mcfg.channels)  # the U-Net halves the image once per level
+    if image_size % stride:
+        raise MedkitError(f"--image-size {image_size} must be a multiple of {stride} for a U-Net of "
+                          f"{len(mcfg.channels)} levels")
     params = {"command": "pretrain", "method": method, "config": asdict(mcfg), "data": str(data),
               "image_size": image_size, "crop": crop, "frames": frames, "pool_frames": pool_frames, "split": split,
               **{k: v for k, v in asdict(cfg).items() if k not in ("device", "compile")}}

@@ -34,3 +34,20 @@ def test_too_many_labelled_volumes_is_a_clear_error():
         s.combinations(8)
     with pytest.raises(MedkitError, match="needs patients patient001"):
         split_for(["a", "b", "c"], protocol="acdc")
+
+
+def test_extra_combinations_follow_the_published_ones_and_never_change():
+    s = acdc_split()
+    ten = s.combinations(1, 10)
+    assert ten[:5] == s.combinations(1) and len(set(ten)) == 10
+    assert s.combinations(1, 10) == ten and s.combinations(1, 3) == ten[:3]  # fixed, whatever is asked
+    held_out = set(s.test) | set(s.val)
+    assert all(len(c) == 1 and not set(c) & held_out for c in ten)
+    two = s.combinations(2, 12)
+    assert two[:5] == s.combinations(2) and len(set(two)) == 12 and all(len(set(c)) == 2 for c in two)
+    r = random_split([f"p{i}" for i in range(20)], seed=1)
+    assert r.combinations(4, 2) == r.combinations(4, 2) and len(r.combinations(4, 2)) == 2  # k without own ones
+    with pytest.raises(MedkitError, match="--combos must be a positive"):
+        s.combinations(1, 0)
+    with pytest.raises(MedkitError, match="ask for some with --combos"):
+        r.combinations(4)

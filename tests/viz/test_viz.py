@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -71,3 +72,31 @@ def test_result_figures():
     assert isinstance(dice_plot(t), Figure)
     s = make_slices(make_phantom(1, frames="ed"), LABELS, image_size=32)
     assert isinstance(prediction_figure({"net": UNet(1, 4, (8, 16, 32))}, s), Figure)
+
+
+def test_offline_volume_viewer_redraws_on_every_control():
+    """The ipywidgets viewer's figure follows its slice, plane, label and opacity controls."""
+    rng = np.random.default_rng(0)
+    image = rng.random((5, 12, 10))
+    label = (rng.random((5, 12, 10)) * 4).astype(np.uint8)
+    v = vv.VolumeViewer(image, label)
+
+    def shown():
+        fig = v.figure()
+        arrays = [im.get_array() for im in fig.axes[0].get_images()]
+        plt.close(fig)
+        return arrays
+
+    first = shown()
+    assert len(first) == 2 and np.allclose(first[0], image[2])  # the middle slice with its overlay
+    v.index.value = 4
+    assert np.allclose(shown()[0], image[4])
+    v.plane.value = "across slices (row)"
+    assert v.index.max == 11 and v.index.value == 6 and np.allclose(shown()[0], image[:, 6, :])
+    v.show_labels.value = False
+    assert len(shown()) == 1
+    v.show_labels.value, v.opacity.value = True, 0.9
+    fig = v.figure()
+    assert fig.axes[0].get_images()[1].get_alpha() == 0.9
+    plt.close(fig)
+    assert isinstance(vv.view_volume(image, label), Figure)  # headless: the static cuts
