@@ -233,6 +233,15 @@ def _data_options(p: argparse.ArgumentParser, split_alias: bool) -> None:
                        help=argparse.SUPPRESS)
 
 
+def _few_label_options(p: argparse.ArgumentParser) -> None:
+    """The label budgets and the pairs of a few-label run (supervised, evaluate)."""
+    p.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
+    p.add_argument("--combos", type=int, default=None, help="N combinations per k: the split's own first, then "
+                                                            "fixed seeded extra ones (default: the split's own)")
+    p.add_argument("--seeds", default=None, help="comma-separated training seeds, a second axis of pairs "
+                                                 "(default: --seed only)")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (never overwritten)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run folder")
@@ -260,12 +269,8 @@ def parser() -> argparse.ArgumentParser:
     _data_options(s, split_alias=True)
     _run_options(s)
     _schedule_options(s, schedules.FEW_LABEL)
-    s.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
+    _few_label_options(s)
     s.add_argument("--model", default="unet")
-    s.add_argument("--combos", type=int, default=None, help="N combinations per k: the split's own first, then "
-                                                            "fixed seeded extra ones (default: the split's own)")
-    s.add_argument("--seeds", default=None, help="comma-separated training seeds, a second axis of pairs "
-                                                 "(default: --seed only)")
     s.set_defaults(func=_supervised)
 
     pt = sub.add_parser("pretrain", help="self-supervised pretraining of a method on the unlabelled pool")
@@ -289,11 +294,7 @@ def parser() -> argparse.ArgumentParser:
     _data_options(ev, split_alias=False)
     _run_options(ev)
     _schedule_options(ev, schedules.FEW_LABEL)
-    ev.add_argument("--labelled", default="1,2,8", help="comma-separated k and/or 'all'")
-    ev.add_argument("--combos", type=int, default=None, help="N combinations per k: the split's own first, then "
-                                                             "fixed seeded extra ones (default: the split's own)")
-    ev.add_argument("--seeds", default=None, help="comma-separated training seeds, a second axis of pairs "
-                                                  "(default: --seed only)")
+    _few_label_options(ev)
     ev.set_defaults(func=_evaluate)
 
     cp = sub.add_parser("compare", help="paired differences of few-label runs against the first (same pairs)")
