@@ -10,7 +10,9 @@ of a Dice score,
 
 with a 95 % bootstrap confidence interval of d_bar (``scipy.stats.bootstrap``, BCa, resampling
 pairs), the number of pairs B wins, and the two-sided Wilcoxon signed-rank p-value
-(``scipy.stats.wilcoxon``). A difference whose interval contains 0 is inside the noise.
+(``scipy.stats.wilcoxon``). A difference whose interval contains 0 is inside the noise. With fewer
+than ``MIN_PAIRS`` = 6 pairs no verdict is given: the smallest two-sided Wilcoxon p-value of n pairs
+is 2 / 2^n, above 0.05 for n <= 5, and a bootstrap of so few values only spans them.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from scipy import stats
 from medkit.errors import MedkitError
 
 PAIR = ["k", "combination", "seed"]
+MIN_PAIRS = 6
 
 
 def pair_scores(results: pd.DataFrame) -> pd.DataFrame:
@@ -118,15 +121,18 @@ def wilcoxon_p(d: np.ndarray) -> float:
 def summarise_pairs(diffs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (k, Dice column) of :func:`paired_differences`: pairs, mean of A and of B,
     mean difference with its bootstrap interval, pairs won and lost by B, Wilcoxon p and a verdict
-    (``B better`` / ``B worse`` when the interval excludes 0, else ``inside the noise``)."""
+    (``B better`` / ``B worse`` when the interval excludes 0, else ``inside the noise``; ``too few
+    pairs`` below :data:`MIN_PAIRS`)."""
     metrics = [c[:-5] for c in diffs.columns if c.endswith("|diff")]
     rows = []
     for k, part in diffs.groupby("k", sort=False):
         for mname in metrics:
             d = part[f"{mname}|diff"].to_numpy()
             lo, hi = bootstrap_ci(d, confidence)
-            verdict = ("B better" if lo > 0 else "B worse" if hi < 0 else "inside the noise") if np.isfinite(lo) \
-                else "too few pairs"
+            if len(d) < MIN_PAIRS or not np.isfinite(lo):
+                verdict = "too few pairs"
+            else:
+                verdict = "B better" if lo > 0 else "B worse" if hi < 0 else "inside the noise"
             rows.append({"k": k, "metric": mname, "pairs": len(d), "mean_a": part[f"{mname}|a"].mean(),
                          "mean_b": part[f"{mname}|b"].mean(), "mean_diff": d.mean(), "ci_low": lo, "ci_high": hi,
                          "won": int((d > 0).sum()), "lost": int((d < 0).sum()), "wilcoxon_p": wilcoxon_p(d),

@@ -37,7 +37,18 @@ def test_paired_differences_and_summary_by_hand():
     assert s["mean_a"] == pytest.approx(0.5125) and s["mean_b"] == pytest.approx(0.5875)
     assert s["mean_diff"] == pytest.approx(0.075)
     assert s["wilcoxon_p"] == pytest.approx(0.125)  # all 4 signs positive: exact two-sided 2 / 2**4
-    assert 0.05 <= s["ci_low"] <= 0.075 <= s["ci_high"] <= 0.10 and s["verdict"] == "B better"
+    assert 0.05 <= s["ci_low"] <= 0.075 <= s["ci_high"] <= 0.10
+    assert s["verdict"] == "too few pairs"  # 4 pairs: no two-sided test at 5 % can reject (p >= 2 / 2**4)
+
+
+def test_a_verdict_needs_six_pairs():
+    scores_a = {(c, 0): (0.5, 0.5) for c in range(1, 7)}
+    scores_b = {(c, 0): (0.5 + 0.01 * c, 0.5 + 0.01 * c) for c in range(1, 7)}
+    s = summarise_pairs(paired_differences(_results(scores_a), _results(scores_b))).set_index("metric")
+    assert s.loc["dice_mean", "pairs"] == 6 and s.loc["dice_mean", "verdict"] == "B better"
+    assert s.loc["dice_mean", "wilcoxon_p"] == pytest.approx(2 / 2**6)
+    worse = summarise_pairs(paired_differences(_results(scores_b), _results(scores_a))).set_index("metric")
+    assert worse.loc["dice_mean", "verdict"] == "B worse"
 
 
 def test_bootstrap_interval_and_wilcoxon_edge_cases():
@@ -68,7 +79,7 @@ def test_compare_command_prints_and_writes(tmp_path, capsys):
     out = tmp_path / "cmp" / "table.csv"
     assert main(["compare", str(tmp_path / "random"), str(tmp_path / "pix"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "pix (pix2rep, finetune)" in text and "+0.075 [" in text and "4/4" in text and "B better" in text
+    assert "pix (pix2rep, finetune)" in text and "+0.075 [" in text and "4/4" in text and "too few pairs" in text
     table = pd.read_csv(out)
     assert set(table["metric"]) == {"dice_mean", "dice/LV"}
     assert len(pd.read_csv(tmp_path / "cmp" / "table_pairs.csv")) == 4
@@ -81,7 +92,7 @@ def test_compare_groups_and_sentences():
     pairs, summary = compare_groups(table, "variant")
     assert set(pairs["comparison"]) == {"better - base"} and len(pairs) == 4
     (line,) = sentences(summary)
-    assert line.startswith("k=1, better - base: +0.075 Dice [95 % CI +0.0") and line.endswith("won 4/4: B better")
+    assert line.startswith("k=1, better - base: +0.075 Dice [95 % CI +0.0") and line.endswith("won 4/4: too few pairs")
     with pytest.raises(MedkitError, match="nothing to compare"):
         compare_groups(table[table["variant"] == "base"], "variant")
 
