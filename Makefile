@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.medkit-installed
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test browser-test install clean-venv
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m medkit pretrain $(SMALL) --method med_moco --steps 300 --out $(DEMO)/pretrain_med_moco --resume
 	MPLBACKEND=Agg $(PY) -m medkit evaluate $(SMALL) --checkpoint $(DEMO)/pretrain_med_moco --eval-protocol linear \
 		--labelled 1,2,8 --steps 400 --out $(DEMO)/linear_med_moco --resume
-	test -f $(DEMO)/diagnose_med_moco/diagnostics.json || MPLBACKEND=Agg $(PY) -m medkit diagnose \
+	MPLBACKEND=Agg $(PY) -m medkit diagnose --resume \
 		--checkpoint $(DEMO)/pretrain_med_moco --data phantom --out $(DEMO)/diagnose_med_moco
 	MPLBACKEND=Agg $(PY) -m medkit study papermill_runs/studies/demo.yaml
 	@echo "demo done. Look at: $(DEMO)/supervised/metrics.json, $(DEMO)/linear_med_moco/metrics.json,"
@@ -34,7 +34,12 @@ demo: $(STAMP)
 
 # Unit tests and every notebook (nbval-lax: each cell must run; notebooks assert what they teach).
 test: $(STAMP)
-	MEDKIT_NO_WIDGETS=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -q tests notebooks
+	MEDKIT_NO_WIDGETS=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -q --durations=8 tests notebooks
+
+# Notebooks 00 and 05 in a live JupyterLab driven by headless Chromium (needs Debian's chromium:
+# apt-get install chromium; skipped with the reason where it is absent). Screenshots: tests/browser/output/.
+browser-test: $(STAMP)
+	$(PY) -m pytest -q --durations=4 tests/browser
 
 clean-venv:
 	rm -rf $(VENV)

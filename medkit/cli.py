@@ -136,7 +136,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _diagnose(a: argparse.Namespace) -> int:
     from medkit.workflows.diagnose import diagnose
-    out = diagnose(a.checkpoint, a.data, a.out, **_given(a, "max_n", "device"))
+    out = diagnose(a.checkpoint, a.data, a.out, resume=a.resume, **_given(a, "max_n", "device"))
     for name, r in (out["runs"] if "runs" in out else {"": out}).items():
         print(name)
         for key in ("h", "z", "pixels"):
@@ -151,7 +151,7 @@ def _diagnose(a: argparse.Namespace) -> int:
 
 def _study(a: argparse.Namespace) -> int:
     from medkit.workflows.study import run_study
-    table = run_study(a.file, overrides=_sets(a.set) or None, **_given(a, "root", "workers"))
+    table = run_study(a.file, overrides=_sets(a.set) or None, **_given(a, "root", "workers", "changed"))
     print(table.to_string(index=False))
     failed = int((table["status"] == "failed").sum())
     print(f"{len(table)} run(s), {failed} failed; summary in {table.attrs.get('summary', 'summary.csv')}")
@@ -309,6 +309,9 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--root", help="where the study's run folders go (default: papermill_runs)")
     st.add_argument("--set", action="append", metavar="PARAM=VALUE",
                     help="replace a parameter everywhere in the study (repeatable), e.g. tiny CPU settings")
+    st.add_argument("--changed", choices=["refuse", "rerun"], default=None,
+                    help="a finished run whose recorded parameters differ from the study's: refuse (default, "
+                         "nothing runs) or empty its folder and run it again")
     st.set_defaults(func=_study)
 
     bn = sub.add_parser("bench", help="throughput, overhead, memory and data-pipeline rate per method")
@@ -328,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     dg.add_argument("--out", required=True, help="output folder (never overwritten)")
     dg.add_argument("--max-n", type=int, help="slices embedded, N well above D (default: diagnose's)")
     dg.add_argument("--device", help="auto, cpu or cuda[:N] (default: auto)")
+    dg.add_argument("--resume", action="store_true", help="continue an interrupted output folder")
     dg.set_defaults(func=_diagnose)
     return p
 

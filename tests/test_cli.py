@@ -70,5 +70,5 @@ def test_operating_system_errors_are_one_line(tmp_path, capsys):
     code = main(["phantom", str(blocker / "data"), "--cases", "1", "--size", "32"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err
-    assert err.startswith("medkit phantom: error: ") and "file.txt" in err and "Not a directory" in err
+    assert err.startswith("medkit phantom: error: ") and "file.txt" in err and "not a folder" in err
     assert blocker.read_text() == "keep me"

@@ -168,7 +168,7 @@ def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: 
     if not volumes:
         raise MedkitError("the data set is empty: no volume to slice")
     if image_size < 32 or image_size % 32:
-        raise MedkitError(f"--image-size must be a multiple of 32 (the networks halve it 5 times), "
+        raise MedkitError(f"--image-size must be a positive multiple of 32 (the networks halve it 5 times), "
                           f"got {image_size}")
     if n_partitions < 1:
         raise MedkitError(f"n_partitions must be at least 1, got {n_partitions}")

@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 from monai.data import load_decathlon_datalist
 
-from medkit.errors import MedkitError
+from medkit.errors import MedkitError, check_schema
 
 _FRAME = re.compile(r"^(?P<patient>.+?)_frame(?P<frame>\d+)$")
 
@@ -85,45 +85,49 @@ class Pair:
     label: Path | None
 
 
-def _datalist(meta: Path, root: Path) -> list[dict]:
-    """The 'training' list of a dataset.json with paths joined to ``root``
-    (MONAI's ``load_decathlon_datalist``); a malformed list is one clear error."""
-    try:
-        return load_decathlon_datalist(meta, is_segmentation=True, data_list_key="training", base_dir=root)
-    except (TypeError, ValueError, AttributeError) as e:
-        raise MedkitError(f"{meta}: 'training' must be a list of {{\"image\": path, \"label\": path}} "
-                          f"objects ({e})") from None
+DATASET_SCHEMA = {  # the fields of a Decathlon dataset.json that medkit reads; others are kept as found
+    "type": "object", "description": "a JSON object (the Decathlon dataset.json)",
+    "properties": {
+        "labels": {"type": "object", "description": "a mapping of integer label values to names",
+                   "propertyNames": {"pattern": "^[0-9]+$", "description": "an integer label value"},
+                   "additionalProperties": {"type": "string", "description": "a label name (a string)"}},
+        "training": {
+            "type": "array", "description": 'a list of {"image": path, "label": path} objects',
+            "items": {"type": "object", "description": 'an {"image": path, "label": path} object',
+                      "required": ["image"],
+                      "properties": {"image": {"type": "string", "minLength": 1, "description": "a non-empty path"},
+                                     "label": {"type": ["string", "null"], "description": "a path or null"}}}},
+        "numTraining": {"type": "integer", "minimum": 0, "description": "a count (an integer, 0 or more)"},
+    },
+}
 
 
 def read_index(root: str | Path) -> tuple[list[Pair], dict[int, str] | None]:
     """List the (image, label) pairs of a Decathlon folder and its label names.
 
+    ``dataset.json`` is checked against :data:`DATASET_SCHEMA` first; its 'training' paths are
+    joined to ``root`` by MONAI's ``load_decathlon_datalist``.
+
     Raises:
-        MedkitError: missing folder, unreadable ``dataset.json``, or no image at all.
+        MedkitError: missing folder, unreadable or malformed ``dataset.json``, or no image at all.
     """
     root = Path(root)
     if not root.is_dir():
-        raise MedkitError(f"{root}: no such data folder")
+        raise MedkitError(f"{root}: no such data folder" if not root.exists() else f"{root}: not a folder")
     meta = root / "dataset.json"
     names: dict[int, str] | None = None
     if meta.exists():
         try:
             info = json.loads(meta.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise MedkitError(f"{meta}: not valid JSON ({e})") from None
-        if not isinstance(info, dict):
-            raise MedkitError(f"{meta}: must hold a JSON object, got {type(info).__name__}")
+        check_schema(info, DATASET_SCHEMA, str(meta))
         if "labels" in info:
-            try:
-                names = {int(k): str(v) for k, v in info["labels"].items()}
-            except (ValueError, AttributeError):
-                raise MedkitError(f"{meta}: 'labels' must map integer values to names") from None
-        entries = _datalist(meta, root) if info.get("training") else []
+            names = {int(k): v for k, v in info["labels"].items()}
+        entries = load_decathlon_datalist(meta, is_segmentation=True, data_list_key="training",
+                                          base_dir=root) if info.get("training") else []
         pairs = []
         for e in entries:
-            if not isinstance(e.get("image"), str) or not isinstance(e.get("label") or "", str):
-                raise MedkitError(f"{meta}: every 'training' entry needs an 'image' path (and a 'label' path "
-                                  f"or none), got {e!r}")
             img = Path(e["image"]).resolve()
             lab = Path(e["label"]).resolve() if e.get("label") else None
             pairs.append(Pair(_stem(img), img, lab))
@@ -215,11 +219,11 @@ def check_folder(root: str | Path) -> tuple[list[dict], list[str]]:
     Returns:
         one summary dict per readable case (case, shape, spacing, label values) and the list
         of problems (empty when the folder is sound).
+
+    Raises:
+        MedkitError: the folder cannot be listed (:func:`read_index`).
     """
-    try:
-        pairs, names = read_index(root)
-    except MedkitError as e:
-        return [], [str(e)]
+    pairs, names = read_index(root)
     rows, problems = [], []
     for p in pairs:
         try:

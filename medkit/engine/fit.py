@@ -32,6 +32,11 @@ def _validator(model: nn.Module, val: SliceSet | None, cfg: TrainConfig, device:
     return (lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None
 
 
+def _desc(run_dir: str | Path) -> str:
+    """What a progress bar says is running: ``eval_random_linear/k1_c2``."""
+    return f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+
+
 def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_dir: str | Path,
                      val: SliceSet | None = None, augment: AugmentConfig | None = AugmentConfig(),
                      params: list[nn.Parameter] | None = None, stop_after: int | None = None,
@@ -74,7 +79,7 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
 
     return train_loop(model, step, cfg, Path(run_dir), params=params,
                       validate=_validator(model, val, cfg, device),
-                      stop_after=stop_after, progress=progress, desc=Path(run_dir).name)
+                      stop_after=stop_after, progress=progress, desc=_desc(run_dir))
 
 
 def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: SliceSet, cfg: TrainConfig,
@@ -105,4 +110,4 @@ def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: Sli
 
     return train_loop(model, step, cfg, Path(run_dir),
                       validate=_validator(model, val, cfg, device),
-                      progress=progress, desc=Path(run_dir).name)
+                      progress=progress, desc=_desc(run_dir))

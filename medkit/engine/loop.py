@@ -24,12 +24,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medkit.comm import mean_over_processes
-from medkit.engine.checkpoints import load_checkpoint, save_checkpoint
+from medkit.engine.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import pick_device
 from medkit.engine.distributed import is_main
-from medkit.engine.runs import write_json
-from medkit.errors import MedkitError
+from medkit.engine.runs import remove_stale_temporaries, write_json
+from medkit.errors import MedkitError, one_line
 
 StepFn = Callable[[torch.Generator, int], dict[str, torch.Tensor]]
 
@@ -132,13 +132,18 @@ def train_loop(model: nn.Module, step_fn: StepFn, cfg: TrainConfig, run_dir: Pat
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     state = {"step": 0, "history": [], "best": -math.inf, "best_step": -1, "seconds": 0.0}
     ckpt = run_dir / "checkpoint.pt"
+    if is_main():
+        remove_stale_temporaries(run_dir)  # of checkpoint writes killed in mid-flight
     if ckpt.exists():
-        c = load_checkpoint(ckpt)
-        model.load_state_dict(c["model"])
-        opt.load_state_dict(c["optimizer"])
-        sched.load_state_dict(c["scheduler"])
-        scaler.load_state_dict(c["scaler"])
-        gen.set_state(c["generator"])
+        c = load_checkpoint(ckpt, needs=("model", "optimizer", "scheduler", "scaler", "generator", *state))
+        load_weights(model, ckpt, "the network being trained")
+        try:
+            opt.load_state_dict(c["optimizer"])
+            sched.load_state_dict(c["scheduler"])
+            scaler.load_state_dict(c["scaler"])
+            gen.set_state(c["generator"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:
+            raise MedkitError(f"{ckpt}: its optimiser state does not fit this run ({one_line(e, 120)})") from None
         state = {k: c[k] for k in state}
 
     def save() -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
-from medkit.errors import MedkitError
+from medkit.errors import MedkitError, check_schema, one_line
 
 
 def _clean(obj: Any) -> Any:
@@ -27,20 +29,42 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+TMP_SUFFIX = ".tmp"  # a temporary file of an atomic write: ".<name>.<random>.tmp" beside its target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that writes killed in mid-flight left under ``folder``
+    (a finished write has renamed its own); returns them."""
+    stale = [p for p in Path(folder).rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write_bytes(path: Path, write) -> None:
-    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename."""
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename; an OS
+    error (no space left, permission) names ``path`` and leaves the old file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would create it (mkstemp's is 0600): the umask decides
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
 
 
@@ -50,8 +74,23 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), lambda f: f.write(data))
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+def check_below_folder(out: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output path whose nearest existing ancestor is a file."""
+    out = Path(out)
+    parent = next(p for p in out.parents if p.exists())
+    if not parent.is_dir():
+        raise MedkitError(f"{option} {out}: {parent} is a file, not a folder")
+    return out
+
+
+def read_json(path: Path, schema: dict | None = None) -> Any:
+    """The JSON document at ``path``, checked against ``schema`` when given
+    (:func:`~medkit.errors.check_schema`); a damaged file is a one-line MedkitError naming it."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MedkitError(f"{path}: damaged, not valid JSON ({one_line(e)})") from None
+    return check_schema(obj, schema, str(path)) if schema is not None else obj
 
 
 def open_run(out: str | Path, params: dict, resume: bool = False) -> Path:
@@ -67,24 +106,63 @@ def open_run(out: str | Path, params: dict, resume: bool = False) -> Path:
     """
     out = Path(out)
     pfile = out / "params.json"
+    if out.exists() and not out.is_dir():
+        raise MedkitError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
         if not resume:
             raise MedkitError(f"{out}: run folder exists and is not empty; pass --resume to continue "
                               f"it, or choose another --out (nothing was changed)")
         if not pfile.exists():
             raise MedkitError(f"{out}: not a medkit run folder (no params.json); nothing was changed")
-        old = read_json(pfile)
+        old = read_json(pfile, {"type": "object", "description": "a JSON object of run parameters"})
         new = _clean(params)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
             raise MedkitError(f"{out}: cannot resume, parameters differ ({shown}); choose another --out")
+        remove_stale_temporaries(out)
         return out
-    if out.exists() and not out.is_dir():
-        raise MedkitError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     write_json(pfile, params)
     return out
+
+
+@contextmanager
+def removed_on_failure(out: str | Path, remove: bool = True) -> Iterator[Path]:
+    """For the body of a ``with`` that writes folder ``out``: when the body fails with a user's
+    mistake (MedkitError) or an OS error (no space left, permission), what it created is removed
+    again (the first folder of ``out``'s path that did not exist; an empty ``out`` is emptied
+    again), so that the corrected command starts clean. An interruption keeps everything.
+
+    Args:
+        remove: whether this process removes (one process of several does).
+    """
+    out = Path(out)
+    first_new = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
+    was_empty = out.is_dir() and not any(out.iterdir())
+    try:
+        yield out
+    except (MedkitError, OSError):
+        if remove and first_new is not None:
+            shutil.rmtree(first_new, ignore_errors=True)
+        elif remove and was_empty:
+            for p in out.iterdir():
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+        raise
+
+
+@contextmanager
+def new_run(out: str | Path, params: dict, resume: bool = False,
+            opener: Callable[[Path, dict, bool], Path] | None = None, remove: bool = True) -> Iterator[Path]:
+    """:func:`open_run` for the body of a ``with``, :func:`removed_on_failure`: a run folder that
+    this call created is removed again when the body fails (a resumed one keeps everything).
+
+    Args:
+        opener: opens the folder instead of :func:`open_run` (e.g. in the main process only).
+        remove: whether this process removes the folder on failure (one process of several does).
+    """
+    with removed_on_failure(out, remove):
+        yield (opener or (lambda o, p, r: open_run(o, p, resume=r)))(Path(out), params, resume)
 
 
 def save_figure(fig, run_dir: str | Path | None, name: str) -> Path | None:

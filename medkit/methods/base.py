@@ -127,7 +127,11 @@ class Method(nn.Module):
         return {}
 
     def check_batch(self, batch_size: int) -> None:
-        """Raise :class:`MedkitError` when the method cannot train with this batch size."""
+        """Raise :class:`MedkitError` when the method cannot train with this batch size (every
+        method needs two slices at least: negatives, and batch statistics of its normalisation)."""
+        if batch_size < 2:
+            raise MedkitError(f"--batch-size {batch_size} is too small: a contrastive step needs at least 2 slices "
+                              "per process")
 
     def after_step(self) -> None:
         """Called after every optimiser step (momentum updates)."""

@@ -154,6 +154,7 @@ class MoCo(Method):
         return {"global": math.log(1 + self.cfg.queue), "local": math.log(2 * self.cfg.n_regions - 1)}
 
     def check_batch(self, batch_size: int) -> None:
+        super().check_batch(batch_size)
         group = self.cfg.channels[-1] // self.cfg.whitening_groups
         if self.cfg.zca and batch_size <= group:
             raise MedkitError(f"--batch-size {batch_size} is too small to whiten groups of {group} channels: "

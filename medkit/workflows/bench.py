@@ -28,8 +28,31 @@ from torch.utils.benchmark import Timer
 
 from medkit.data.views import make_views
 from medkit.engine.loop import make_optimizer
+from medkit.engine.runs import check_below_folder
+from medkit.errors import MedkitError
 from medkit.methods import METHODS, build_method
 from medkit.methods.base import Batch
+from medkit.models.unet import DEFAULT_CHANNELS
+
+
+def check_options(out: str | Path, sizes: tuple[int, ...], methods: tuple[str, ...], batch: int, repeats: int,
+                  stride: int = 2 ** len(DEFAULT_CHANNELS)) -> None:
+    """Every option of a benchmark, and where it writes, checked before minutes of timing."""
+    bad = [s for s in sizes if s < stride or s % stride]
+    if bad:
+        raise MedkitError(f"--sizes: {', '.join(map(str, bad))} is not a positive multiple of {stride} "
+                          f"(the U-Net halves the image {len(DEFAULT_CHANNELS)} times)")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise MedkitError(f"--methods: {', '.join(unknown)} unknown; choose from {', '.join(METHODS)} or all")
+    if batch < 2:
+        raise MedkitError(f"--batch-size must be at least 2 (contrastive pairs), got {batch}")
+    if repeats < 1:
+        raise MedkitError(f"--repeats must be at least 1, got {repeats}")
+    out = check_below_folder(out)
+    for target in (out.with_suffix(".json"), out.with_suffix(".md")):
+        if target.is_dir():
+            raise MedkitError(f"--out {out}: {target} is a folder")
 
 
 def machine() -> dict:
@@ -179,6 +202,7 @@ def bench_dense(side: int, channels: int = 32, chunk: int = 256) -> dict:
 def run_bench(out: str | Path, sizes: tuple[int, ...] = (64,), methods: tuple[str, ...] = tuple(METHODS),
               dense_sides: tuple[int, ...] = (32, 64, 128), batch: int = 16, repeats: int = 15) -> dict:
     """Run everything, write ``out.json`` and ``out.md``."""
+    check_options(out, sizes, methods, batch, repeats)
     result = {"machine": machine(), "methods": [], "dense": []}
     for size in sizes:
         for name in methods:

@@ -30,7 +30,7 @@ from medkit.engine.loop import make_optimizer
 from medkit.errors import MedkitError
 from medkit.methods import build_method
 from medkit.methods.base import Batch, unet
-from medkit.workflows.bench import machine, paired_times
+from medkit.workflows.bench import check_options, machine, paired_times
 
 
 def _lightly():
@@ -138,6 +138,7 @@ def markdown(rows: list[dict]) -> str:
 
 def run_comparison(out: str | Path, sizes: tuple[int, ...] = (64,), batch: int = 16, repeats: int = 9) -> list[dict]:
     """:func:`compare` for moco_v2 and simclr at every size; writes ``out.json`` and ``out.md``."""
+    check_options(out, sizes, ("simclr", "moco_v2"), batch, repeats)
     rows = []
     for size in sizes:
         for name in ("simclr", "moco_v2"):

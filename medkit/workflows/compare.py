@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medkit.engine.runs import read_json
+from medkit.engine.runs import check_below_folder, read_json
 from medkit.errors import MedkitError
 from medkit.eval.paired import paired_differences, summarise_pairs
 
@@ -28,7 +28,7 @@ def describe(run: str | Path) -> str:
     """A short label of a run: its method and protocol from ``params.json``, else its folder name."""
     try:
         p = read_json(Path(run) / "params.json")
-    except (OSError, ValueError):
+    except (OSError, MedkitError):
         return Path(run).name
     if p.get("command") == "supervised":
         return f"{Path(run).name} (random init, supervised)"
@@ -46,10 +46,15 @@ def compare_runs(baseline: str | Path, runs: list[str | Path], out: str | Path |
     """
     if not runs:
         raise MedkitError("compare needs a baseline run and at least one run to compare with it")
+    if out:
+        check_below_folder(out)
     base = read_results(baseline)
     tables, pairs = [], []
     for run in runs:
-        diffs = paired_differences(base, read_results(run))
+        try:
+            diffs = paired_differences(base, read_results(run))
+        except MedkitError as e:
+            raise MedkitError(f"A = {baseline}, B = {run}: {e}") from None
         summary = summarise_pairs(diffs, confidence)
         summary.insert(0, "b", describe(run))
         summary.insert(0, "a", describe(baseline))
@@ -58,7 +63,7 @@ def compare_runs(baseline: str | Path, runs: list[str | Path], out: str | Path |
     table = pd.concat(tables, ignore_index=True)
     if out:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)  # checked below a folder before any work
         table.to_csv(out, index=False)
         pd.concat(pairs, ignore_index=True).to_csv(out.with_name(f"{out.stem}_pairs.csv"), index=False)
     return table

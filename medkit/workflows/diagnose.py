@@ -30,11 +30,11 @@ from medkit.diagnostics import (  # noqa: E402
 )
 from medkit.diagnostics.extract import dense_embeddings, global_embeddings  # noqa: E402
 from medkit.engine.device import pick_device  # noqa: E402
-from medkit.engine.runs import open_run, read_json, save_figure, write_json  # noqa: E402
+from medkit.engine.runs import new_run, read_json, save_figure, write_json  # noqa: E402
 from medkit.errors import MedkitError  # noqa: E402
 from medkit.viz import embeddings as ve  # noqa: E402
 from medkit.viz import spectra as vs  # noqa: E402
-from medkit.workflows.pretrain import load_pretrained  # noqa: E402
+from medkit.workflows.pretrain import load_pretrained, read_params  # noqa: E402
 
 
 def measures(z: torch.Tensor) -> dict[str, float]:
@@ -45,45 +45,61 @@ def measures(z: torch.Tensor) -> dict[str, float]:
 
 
 def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: int = 2048,
-             device: str = "auto") -> dict:
+             device: str = "auto", resume: bool = False) -> dict:
     """Measure and plot one or several finished pretraining runs on ``data``.
 
     One run writes into ``out``; several write each into ``out/<run name>/`` and add the spectra
     of all of them in one figure per embedding (``out/figures/spectra_h.png``, ``spectra_z.png``)
-    and a table (``out/summary.json``).
+    and a table (``out/summary.json``). Every checkpoint, the data and the device are checked
+    before anything is written; ``resume`` continues an interrupted ``out`` (runs with a
+    ``diagnostics.json`` are read back, not measured again).
     """
+    if max_n < 2:
+        raise MedkitError(f"--max-n must be at least 2 (slices embedded), got {max_n}")
     cks = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     names = [Path(c).name for c in cks]
     if len(set(names)) != len(names):
         raise MedkitError(f"--checkpoint folders must have distinct names, got {', '.join(names)}")
-    run = open_run(out, {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks],
-                         "data": str(data), "max_n": max_n})
-    if len(cks) == 1:
-        return _diagnose_one(cks[0], data, run, max_n, device)[0]
-    results, spectra = {}, {"h": {}, "z": {}}
-    for ck, name in zip(cks, names):
-        results[name], sp = _diagnose_one(ck, data, run / name, max_n, device)
-        for key in spectra:
-            if key in sp:
-                spectra[key][name] = sp[key]
-    for key, sp in spectra.items():
-        if sp:
-            fig = vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance")
-            save_figure(fig, run, f"spectra_{key}")
-            plt.close(fig)
-    summary = {name: {f"{k}_{m}": r[k][m] for k in ("h", "z") if k in r for m in ("rankme", "erank_cov",
-               "collapsed_fraction")} for name, r in results.items()}
-    write_json(run / "summary.json", {"effective_rank": next(iter(results.values()))["effective_rank"], "runs": summary})
-    return {"runs": results, "summary": summary}
-
-
-def _diagnose_one(checkpoint: str | Path, data: str, run: Path, max_n: int, device: str) -> tuple[dict, dict]:
-    """Measures and figures of one pretraining run into folder ``run``."""
-    method = load_pretrained(checkpoint)
-    pre = read_json(Path(checkpoint) / "params.json")
-    run.mkdir(parents=True, exist_ok=True)
+    pretrained = [(load_pretrained(ck), read_params(ck)) for ck in cks]  # each checked before writing
     dev = pick_device(device)
-    ds = load_dataset(data, image_size=pre["image_size"], crop=pre["crop"], frames=pre["frames"], seed=pre["seed"])
+    data_of = {}
+    for _, pre in pretrained:
+        key = (pre["image_size"], pre["crop"], pre["frames"], pre["seed"])
+        if key not in data_of:
+            data_of[key] = load_dataset(data, image_size=key[0], crop=key[1], frames=key[2], seed=key[3])
+    inputs = [(m, pre, data_of[(pre["image_size"], pre["crop"], pre["frames"], pre["seed"])], Path(ck))
+              for (m, pre), ck in zip(pretrained, cks)]
+    params = {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks], "data": str(data),
+              "max_n": max_n}
+    with new_run(out, params, resume=resume) as run:
+        if len(cks) == 1:
+            return _diagnose_one(*inputs[0], run, max_n, dev)[0]
+        results, spectra = {}, {"h": {}, "z": {}}
+        for args, name in zip(inputs, names):
+            results[name], sp = _diagnose_one(*args, run / name, max_n, dev)
+            for key in spectra:
+                if key in sp:
+                    spectra[key][name] = sp[key]
+        for key, sp in spectra.items():
+            if sp:
+                fig = vs.plot_spectra(sp, f"{key}: singular values of the embedding covariance")
+                save_figure(fig, run, f"spectra_{key}")
+                plt.close(fig)
+        summary = {name: {f"{k}_{m}": r[k][m] for k in ("h", "z") if k in r for m in ("rankme", "erank_cov",
+                   "collapsed_fraction")} for name, r in results.items()}
+        write_json(run / "summary.json", {"effective_rank": next(iter(results.values()))["effective_rank"],
+                                          "runs": summary})
+        return {"runs": results, "summary": summary}
+
+
+def _diagnose_one(method, pre: dict, ds, checkpoint: Path, run: Path, max_n: int,
+                  dev: torch.device) -> tuple[dict, dict]:
+    """Measures and figures of one pretrained ``method`` (its params ``pre``, data ``ds``) into
+    folder ``run``; a run already measured (``diagnostics.json`` and ``spectra.json``) is read back."""
+    if (run / "diagnostics.json").exists() and (run / "spectra.json").exists():
+        sp = read_json(run / "spectra.json")
+        return read_json(run / "diagnostics.json"), {k: torch.tensor(v) for k, v in sp.items()}
+    run.mkdir(parents=True, exist_ok=True)
     s = ds.slices
     emb = global_embeddings(method, s, max_n=max_n, device=dev)
     result: dict = {"method": pre["method"], "effective_rank": "rankme = RankMe (Garrido et al. 2023) of the "
@@ -123,5 +139,6 @@ def _diagnose_one(checkpoint: str | Path, data: str, run: Path, max_n: int, devi
     for name, fig in figs.items():
         save_figure(fig, run, name)
         plt.close(fig)
-    write_json(run / "diagnostics.json", result)
+    write_json(run / "spectra.json", {k: torch.as_tensor(v).tolist() for k, v in spectra.items()})
+    write_json(run / "diagnostics.json", result)  # written last: its presence marks a finished run
     return result, spectra

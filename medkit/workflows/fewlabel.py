@@ -26,12 +26,26 @@ from medkit.data.datasets import DataConfig, Dataset, load_dataset
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import pick_device, seed_everything
 from medkit.engine.fit import fit_cross_consistency, fit_segmentation
-from medkit.engine.runs import open_run, read_json, write_json
+from medkit.engine.runs import new_run, read_json, write_json
 from medkit.errors import MedkitError
 from medkit.eval.predict import evaluate
 from medkit.models import build_model
 from medkit.models.build import MODELS
 from medkit.models.two_decoder import TwoDecoderNet
+
+
+PARAMS_SCHEMA = {  # what is read back of a supervised or evaluate run's params.json
+    "type": "object", "description": "a JSON object of run parameters", "required": ["command"],
+    "properties": {"command": {"enum": ["supervised", "evaluate"],
+                               "description": "'supervised' or 'evaluate' (a few-label run)"}},
+    "allOf": [{"if": {"properties": {"command": {"const": "supervised"}}},
+               "then": {"required": ["model"], "properties": {"model": {"enum": list(MODELS),
+                                                                        "description": "a model name"}}}},
+              {"if": {"properties": {"command": {"const": "evaluate"}}},
+               "then": {"required": ["eval_protocol", "checkpoint"],
+                        "properties": {"eval_protocol": {"type": "string", "description": "a protocol name"},
+                                       "checkpoint": {"type": "string", "description": "a run folder or 'random'"}}}}],
+}
 
 
 def parse_labelled(text: str) -> list[int | str]:
@@ -137,7 +151,14 @@ def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: Tr
     seeds = tuple(seeds) if seeds else (cfg.seed,)
     jobs = [(k, i, combo, seed) for k in labelled
             for i, combo in enumerate(ds.split.combinations(k, combos)) for seed in seeds]
-    run = open_run(out, params, resume=resume)
+    with new_run(out, params, resume=resume) as run:
+        return _train_all(ds, jobs, run, cfg, make_model, progress)
+
+
+def _train_all(ds: Dataset, jobs: list[tuple], run: Path, cfg: TrainConfig, make_model: Callable[[int], nn.Module],
+               progress: bool) -> dict:
+    """Every (k, combination index, patients, seed) training of ``jobs`` into run folder ``run``,
+    then its ``results.csv`` and ``metrics.json``."""
     rows = []
     for k, i, combo, seed in jobs:
         sub = run / sub_run(k, i + 1, seed, cfg.seed)

@@ -7,8 +7,11 @@ import nibabel as nib
 import numpy as np
 
 from medkit.data.phantom import LABELS, PHANTOM_SUBJECTS, make_phantom
-from medkit.engine.runs import write_json
+from medkit.engine.runs import check_below_folder, removed_on_failure, write_json
 from medkit.errors import MedkitError
+
+
+MIN_SIZE = 32  # in-plane pixels: below this the myocardium and the right ventricle vanish
 
 
 def write_phantom(out: str | Path, cases: int = PHANTOM_SUBJECTS, seed: int = 0, frames: str = "both",
@@ -27,17 +30,22 @@ def write_phantom(out: str | Path, cases: int = PHANTOM_SUBJECTS, seed: int = 0,
         raise MedkitError(f"{out}: exists and is not an empty folder; choose another (nothing was changed)")
     if cases < 1:
         raise MedkitError(f"--cases must be at least 1, got {cases}")
+    if size < MIN_SIZE:
+        raise MedkitError(f"--size must be at least {MIN_SIZE} pixels (smaller phantoms lose their structures), "
+                          f"got {size}")
+    check_below_folder(out, "the folder")
     vols = make_phantom(cases, seed=seed, frames=frames, size=size)
-    (out / "imagesTr").mkdir(parents=True)
-    (out / "labelsTr").mkdir()
-    entries = []
-    for v in vols:
-        affine = np.diag([*v.spacing, 1.0])
-        for sub, arr in (("imagesTr", v.image), ("labelsTr", v.label)):
-            nib.save(nib.Nifti1Image(np.moveaxis(arr, 0, -1), affine), str(out / sub / f"{v.case_id}.nii.gz"))
-        entries.append({"image": f"./imagesTr/{v.case_id}.nii.gz", "label": f"./labelsTr/{v.case_id}.nii.gz"})
-    write_json(out / "dataset.json", {
-        "name": "medkit-phantom", "description": f"synthetic cine-MRI phantom, seed {seed}",
-        "modality": {"0": "cine-MRI (synthetic)"}, "labels": {str(k): v for k, v in LABELS.items()},
-        "numTraining": len(entries), "training": entries})
+    with removed_on_failure(out):  # a half-written folder would be refused by the corrected rerun
+        (out / "imagesTr").mkdir(parents=True)
+        (out / "labelsTr").mkdir()
+        entries = []
+        for v in vols:
+            affine = np.diag([*v.spacing, 1.0])
+            for sub, arr in (("imagesTr", v.image), ("labelsTr", v.label)):
+                nib.save(nib.Nifti1Image(np.moveaxis(arr, 0, -1), affine), str(out / sub / f"{v.case_id}.nii.gz"))
+            entries.append({"image": f"./imagesTr/{v.case_id}.nii.gz", "label": f"./labelsTr/{v.case_id}.nii.gz"})
+        write_json(out / "dataset.json", {
+            "name": "medkit-phantom", "description": f"synthetic cine-MRI phantom, seed {seed}",
+            "modality": {"0": "cine-MRI (synthetic)"}, "labels": {str(k): v for k, v in LABELS.items()},
+            "numTraining": len(entries), "training": entries})
     return len(vols)

@@ -25,11 +25,11 @@ from medkit.data.datasets import DataConfig, load_dataset
 from medkit.data.slices import SliceSet
 from medkit.diagnostics import collapsed_fraction, effective_rank_cov, rankme
 from medkit.engine import distributed
-from medkit.engine.checkpoints import load_checkpoint
+from medkit.engine.checkpoints import load_weights
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import memory_format, pick_device, seed_everything
 from medkit.engine.loop import train_loop
-from medkit.engine.runs import open_run, read_json, write_json
+from medkit.engine.runs import new_run, open_run, read_json, write_json
 from medkit.errors import MedkitError
 from medkit.methods import build_method, method_config
 from medkit.methods.base import Batch, Method
@@ -170,50 +170,73 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     if cfg.batch_size % world:
         raise MedkitError(f"--batch-size {cfg.batch_size} (the global batch) must divide by the {world} processes")
     m.check_batch(cfg.batch_size // world)  # before anything is written
-    run = distributed.on_main(lambda: open_run(out, params, resume=resume))
-    if (run / "model.pt").exists():
+    opener = lambda o, p, r: distributed.on_main(lambda: open_run(o, p, resume=r))  # noqa: E731
+    with new_run(out, params, resume, opener=opener, remove=distributed.is_main()) as run:
+        if (run / "model.pt").exists():
+            return run
+        n_part = int(pool.partition.max()) + 1
+        table = partition_table(pool, n_part) if m.structured_batches() else None
+        probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
+        t0 = time.perf_counter()
+        watch = TrivialTaskWatch(m.chance(cfg.batch_size // world, image_size), cfg.steps)
+        net = distributed.wrap(m, device, cfg.channels_last)  # DDP under torchrun, else m itself
+        m = net.module if net is not m else m  # (with SyncBatchNorm on CUDA)
+
+        def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
+            b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part, table)  # same in all processes
+            if world > 1:  # this process's shard, and its own augmentation stream
+                b = shard(b, rank, world)
+                g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
+            b = Batch(b.images.to(device, memory_format=memory_format(cfg.channels_last)), b.partition.to(device),
+                      b.volume.to(device))
+            terms = net(b, g, i)
+            watch(i, terms)
+            return terms
+
+        summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
+                             after_step=m.after_step, stop_after=stop_after, progress=progress,
+                             desc=f"pretrain {method}")
+        if distributed.is_main():
+            write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0, "processes": world,
+                                              "pool_patients": len(set(pool.patients)), "pool_slices": len(pool),
+                                              "trivial_terms": watch.found})
+        distributed.barrier()
         return run
-    n_part = int(pool.partition.max()) + 1
-    table = partition_table(pool, n_part) if m.structured_batches() else None
-    probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
-    t0 = time.perf_counter()
-    watch = TrivialTaskWatch(m.chance(cfg.batch_size // world, image_size), cfg.steps)
-    net = distributed.wrap(m, device, cfg.channels_last)  # DDP under torchrun, else m itself
-    m = net.module if net is not m else m  # (with SyncBatchNorm on CUDA)
 
-    def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
-        b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part, table)  # the same in every process
-        if world > 1:  # this process's shard, and its own augmentation stream
-            b = shard(b, rank, world)
-            g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
-        b = Batch(b.images.to(device, memory_format=memory_format(cfg.channels_last)), b.partition.to(device),
-                  b.volume.to(device))
-        terms = net(b, g, i)
-        watch(i, terms)
-        return terms
 
-    summary = train_loop(m, step, cfg, run, monitor=lambda: collapse_monitor(m, probe, device),
-                         after_step=m.after_step, stop_after=stop_after, progress=progress,
-                         desc=f"pretrain {method}")
-    if distributed.is_main():
-        write_json(run / "summary.json", {**summary, "seconds_total": time.perf_counter() - t0, "processes": world,
-                                          "pool_patients": len(set(pool.patients)), "pool_slices": len(pool),
-                                          "trivial_terms": watch.found})
-    distributed.barrier()
-    return run
+PARAMS_SCHEMA = {  # what load_pretrained reads of a pretraining run's params.json
+    "type": "object", "description": "a JSON object of run parameters",
+    "required": ["command", "method", "config", "image_size", "crop", "frames", "seed"],
+    "properties": {
+        "command": {"const": "pretrain", "description": "'pretrain' (this is not a pretraining run)"},
+        "method": {"type": "string", "description": "a method name"},
+        "config": {"type": "object", "description": "the method's config (a JSON object)"},
+        "image_size": {"type": "integer", "minimum": 1, "description": "a positive integer"},
+        "frames": {"enum": ["ed", "es", "both"], "description": "'ed', 'es' or 'both'"},
+        "seed": {"type": "integer", "description": "an integer"},
+    },
+}
+
+
+def read_params(run_dir: str | Path) -> dict:
+    """The checked ``params.json`` of a finished pretraining run folder."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise MedkitError(f"{run}: no such pretraining run folder" if not run.exists() else
+                          f"{run}: not a folder (a pretraining run folder is expected)")
+    pfile, mfile = run / "params.json", run / "model.pt"
+    if not pfile.exists() or not mfile.exists():
+        raise MedkitError(f"{run}: not a finished pretraining run (needs params.json and model.pt)")
+    return read_json(pfile, PARAMS_SCHEMA)
 
 
 def load_pretrained(run_dir: str | Path) -> Method:
     """The pretrained method of a finished pretraining run folder."""
-    run = Path(run_dir)
-    pfile, mfile = run / "params.json", run / "model.pt"
-    if not pfile.exists() or not mfile.exists():
-        raise MedkitError(f"{run}: not a finished pretraining run (needs params.json and model.pt)")
-    params = read_json(pfile)
-    if params.get("command") != "pretrain":
-        raise MedkitError(f"{run}: not a pretraining run (command {params.get('command')!r})")
-    cfg = params["config"]
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    m = build_method(params["method"], cfg)
-    m.load_state_dict(load_checkpoint(mfile)["model"])
+    params = read_params(run_dir)
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in params["config"].items()}
+    try:
+        m = build_method(params["method"], cfg)
+    except MedkitError as e:
+        raise MedkitError(f"{Path(run_dir) / 'params.json'}: {e}") from None
+    load_weights(m, Path(run_dir) / "model.pt", f"a {params['method']} with the config of its params.json")
     return m.eval()

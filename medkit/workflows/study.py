@@ -26,6 +26,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
+import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -34,51 +36,82 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from medkit.engine.runs import write_json
-from medkit.errors import MedkitError
+from medkit.engine.runs import read_json, write_json
+from medkit.errors import MedkitError, check_schema, one_line
 
-KEYS = {"name", "notebooks", "base", "grid", "kernel", "reference"}
+PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a folder name, never a path
+_PARAMETERS = {"type": "object", "description": "a mapping of notebook parameters",
+               "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "description": "a parameter name"}}
+STUDY_SCHEMA = {
+    "type": "object", "description": "a mapping with the keys name, notebooks, base and grid",
+    "additionalProperties": False, "required": ["notebooks"],
+    "properties": {
+        "name": {"type": "string", "pattern": PLAIN_NAME,
+                 "description": "a plain name (letters, digits, '_', '-', '.'; no '/', not starting with '.')"},
+        "notebooks": {"type": "array", "minItems": 1, "description": "a non-empty list of notebooks",
+                      "items": {"anyOf": [{"type": "string"},
+                                          {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                           "additionalProperties": {
+                                               "anyOf": [_PARAMETERS, {"type": "null"}],
+                                               "description": "a mapping of parameters for this notebook, or empty"}}],
+                                "description": "a notebook path, or {path: {parameters for it only}}"}},
+        "base": {"anyOf": [_PARAMETERS, {"type": "null"}], "description": "a mapping of notebook parameters"},
+        "grid": {"type": ["object", "null"], "description": "a mapping of grid entries",
+                 "additionalProperties": {
+                     "anyOf": [{"type": "array", "minItems": 1},
+                               {"type": "object", "minProperties": 1, "additionalProperties": _PARAMETERS}],
+                     "description": "a non-empty list of values, or a mapping of named parameter sets"}},
+        "kernel": {"type": "string", "description": "a Jupyter kernel name"},
+        "reference": {"type": "boolean", "description": "true or false"},
+    },
+}
+RECORD = "study_params.json"  # in each run folder: the notebook and the exact parameters it ran with
 
 
 def load_study(path: str | Path) -> dict:
-    """Read and check a study file; unknown keys and missing notebooks are clear errors."""
+    """Read and check a study file against :data:`STUDY_SCHEMA`; a missing notebook, a name that is
+    not a plain folder name, and a parameter that the notebook does not declare are one-line errors."""
     path = Path(path)
-    if not path.exists():
-        raise MedkitError(f"{path}: no such study file")
+    if not path.is_file():
+        raise MedkitError(f"{path}: no such study file" if not path.exists() else f"{path}: not a file")
     try:
-        study = yaml.safe_load(path.read_text()) or {}
+        study = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise MedkitError(f"{path}: not valid YAML ({e})") from None
-    unknown = sorted(set(study) - KEYS)
-    if unknown:
-        raise MedkitError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KEYS))}")
-    if not study.get("notebooks"):
-        raise MedkitError(f"{path}: 'notebooks' must list at least one notebook")
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise MedkitError(f"{path}: not valid YAML{where} ({one_line(getattr(e, 'problem', None) or e)})") from None
+    except UnicodeDecodeError:
+        raise MedkitError(f"{path}: not a text file") from None
+    check_schema(study, STUDY_SCHEMA, str(path))
     # an entry is a path, or {path: {parameters for that notebook only}}
-    study["notebooks"] = [entry if isinstance(entry, dict) else {entry: {}} for entry in study["notebooks"]]
     study["notebook_params"] = {}
     for entry in study["notebooks"]:
-        for nb, extra in entry.items():
-            if not Path(nb).exists():
+        for nb, extra in (entry if isinstance(entry, dict) else {entry: {}}).items():
+            if not Path(nb).is_file():
                 raise MedkitError(f"{path}: notebook {nb} not found")
-            if not isinstance(extra or {}, dict):
-                raise MedkitError(f"{path}: parameters of notebook {nb} must be a mapping, got {extra!r}")
             study["notebook_params"][nb] = extra or {}
     study["notebooks"] = list(study["notebook_params"])
-    grid = study.get("grid") or {}
-    for key, val in grid.items():
-        if isinstance(val, dict):
-            bad = [name for name, params in val.items() if not isinstance(params, dict)]
-            if not val or bad:
-                raise MedkitError(f"{path}: grid entry {key!r} names parameter sets: each value must be a "
-                                  f"mapping of parameters (not {', '.join(map(str, bad)) or 'empty'})")
-        elif not (isinstance(val, list) and val):
-            raise MedkitError(f"{path}: grid entry {key!r} must be a non-empty list or a mapping of named "
-                              "parameter sets")
     study.setdefault("name", path.stem)
-    study.setdefault("base", {})
-    study["grid"] = grid
+    if not re.match(PLAIN_NAME, str(study["name"])):
+        raise MedkitError(f"{path}: the study name {study['name']!r} (the file's stem) is not a plain folder name; "
+                          "set 'name:'")
+    study["base"] = study.get("base") or {}
+    study["grid"] = study.get("grid") or {}
     return study
+
+
+def check_parameters(study: dict, where: str) -> None:
+    """Refuse, before anything runs, a parameter that a notebook does not declare in its
+    ``parameters`` cell (a typo would otherwise run with the default and be marked done)."""
+    import papermill as pm
+    for nb in study["notebooks"]:
+        known = set(pm.inspect_notebook(nb))
+        for _, values in grid_points(study["grid"]):
+            used = {**study["base"], **study["notebook_params"][nb], **values}
+            unknown = sorted(set(used) - known)
+            if unknown:
+                raise MedkitError(f"{where}: {', '.join(map(repr, unknown))} is not a parameter of {nb} "
+                                  f"(its parameters: {', '.join(sorted(known - {'RUN_DIR'}))})")
 
 
 def grid_points(grid: dict[str, list | dict]) -> list[tuple[dict, dict]]:
@@ -107,6 +140,7 @@ def _execute(notebook: str, run_dir: str, params: dict, labels: dict, kernel: st
     run.mkdir(parents=True, exist_ok=True)
     (run / "error.json").unlink(missing_ok=True)
     write_json(run / "point.json", {"notebook": Path(notebook).stem, **labels})
+    write_json(run / RECORD, {"notebook": notebook, "parameters": params})
     t0 = time.perf_counter()
     env_before = os.environ.get("MEDKIT_NO_WIDGETS")
     os.environ["MEDKIT_NO_WIDGETS"] = "1"  # headless: matplotlib fallbacks
@@ -127,34 +161,79 @@ def _execute(notebook: str, run_dir: str, params: dict, labels: dict, kernel: st
     return result
 
 
+def _plan(run: Path, notebook: str, params: dict, changed: str) -> str:
+    """What to do with a grid point's run folder: ``"skip"`` (finished with these parameters),
+    ``"run"`` (new, or unfinished with these parameters: resumed), ``"rerun"`` (to be emptied
+    first) or a refusal (MedkitError) when a finished run recorded other parameters."""
+    record = run / RECORD
+    old = None
+    if record.exists():
+        try:
+            old = read_json(record)
+        except MedkitError:
+            old = {}  # a damaged record: unknown parameters
+    same = old is not None and old == json.loads(json.dumps({"notebook": notebook, "parameters": params},
+                                                             default=str))
+    if old is None:  # no record (a run folder from before records): taken as it is, or resumed
+        return "skip" if (run / "done.json").exists() else "run"
+    if (run / "done.json").exists():
+        if same:
+            return "skip"
+        if changed == "rerun":
+            return "rerun"
+        before, now = old.get("parameters") or {}, params
+        diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff[:3])
+        raise MedkitError(f"{run}: finished with other parameters ({shown or 'record damaged'}); pass "
+                          f"--changed rerun to run it again (its folder is emptied), or restore the study")
+    return "run" if same or not run.exists() or not any(run.iterdir()) else "rerun"
+
+
 def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: int = 1,
-              overrides: dict | None = None) -> pd.DataFrame:
+              overrides: dict | None = None, changed: str = "refuse") -> pd.DataFrame:
     """Run every (notebook, grid point) of a study; returns and writes the summary table.
+
+    Each run folder records the notebook and the exact parameters it ran with (``study_params.json``).
+    A finished run whose record matches is skipped; an unfinished one is resumed when its record
+    matches and emptied and run again otherwise; a finished one whose record differs is refused
+    (``changed="refuse"``, nothing runs) or emptied and run again (``changed="rerun"``).
 
     Args:
         overrides: parameters that replace the study's everywhere, base and grid alike (e.g. tiny
             settings to try a GPU study on a CPU: ``{"STEPS": 2, "DEVICE": "cpu"}``); values are
             read as YAML (``2`` an integer, ``null`` None, ``cpu`` a string).
+        changed: ``"refuse"`` or ``"rerun"``, for finished runs whose parameters changed.
     """
+    if workers < 1:
+        raise MedkitError(f"--workers must be at least 1, got {workers}")
+    if changed not in ("refuse", "rerun"):
+        raise MedkitError(f"--changed must be 'refuse' or 'rerun', got {changed!r}")
     study = load_study(path)
     if overrides:
-        parsed = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in overrides.items()}
+        try:
+            parsed = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in overrides.items()}
+        except yaml.YAMLError as e:
+            raise MedkitError(f"--set: a value is not valid YAML ({one_line(getattr(e, 'problem', e))})") from None
         study["base"] = {**study["base"], **parsed}
         study["notebook_params"] = {nb: {**p, **parsed} for nb, p in study["notebook_params"].items()}
         study["grid"] = {key: ({name: {**params, **parsed} for name, params in val.items()} if isinstance(val, dict)
                                else val) for key, val in study["grid"].items() if key not in parsed}
+    check_parameters(study, str(path))
     out = Path(root) / study["name"]
-    out.mkdir(parents=True, exist_ok=True)
-    jobs, rows = [], []
+    jobs, rows, plans = [], [], []
     for nb in study["notebooks"]:
         for point, values in grid_points(study["grid"]):
             name = run_name(nb, point)
-            run = out / name
             params = {**study["base"], **study["notebook_params"][nb], **values}
-            if (run / "done.json").exists():
-                rows.append({"run": name, "status": "skipped (complete)", **point})
-                continue
-            jobs.append((name, nb, str(run), params, point))
+            plans.append((name, nb, out / name, params, point, _plan(out / name, nb, params, changed)))
+    out.mkdir(parents=True, exist_ok=True)  # every run folder was checked before anything is written
+    for name, nb, run, params, point, plan in plans:
+        if plan == "skip":
+            rows.append({"run": name, "status": "skipped (complete)", **point})
+            continue
+        if plan == "rerun":
+            shutil.rmtree(run)
+        jobs.append((name, nb, str(run), params, point))
     kernel = study.get("kernel", "python3")
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:

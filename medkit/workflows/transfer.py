@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medkit.engine.checkpoints import load_checkpoint
+from medkit.engine.checkpoints import load_weights
 from medkit.engine.config import TrainConfig
 from medkit.engine.runs import read_json
 from medkit.errors import MedkitError
 from medkit.eval.probes import PROTOCOLS, TRANSFERS, segmentation_model
 from medkit.models.unet import DEFAULT_CHANNELS
-from medkit.workflows.fewlabel import run_few_label
-from medkit.workflows.pretrain import load_pretrained
+from medkit.workflows.fewlabel import PARAMS_SCHEMA, run_few_label
+from medkit.workflows.pretrain import load_pretrained, read_params
 
 
 def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str], eval_protocol: str,
@@ -37,7 +37,7 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         net, source = None, {"checkpoint": "random", "method": "random"}
     else:
         method = load_pretrained(checkpoint)
-        pre = read_json(Path(checkpoint) / "params.json")
+        pre = read_params(checkpoint)
         if "image_size" in kwargs and pre.get("image_size") != kwargs["image_size"]:
             print(f"note: pretrained at image size {pre.get('image_size')}, evaluated at {kwargs['image_size']}")
         net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
@@ -92,17 +92,16 @@ def load_few_label_model(run_dir: str | Path, sub: str, n_classes: int) -> torch
     """The trained network of one few-label training (``sub``, e.g. ``"k1_c1"``) of a run folder
     written by ``supervised`` or ``evaluate``."""
     run = Path(run_dir)
-    params = read_json(run / "params.json")
+    params = read_json(run / "params.json", PARAMS_SCHEMA)
     path = run / sub / "model.pt"
     if not path.exists():
         raise MedkitError(f"{path}: no finished model")
-    if params.get("command") == "supervised":
+    if params["command"] == "supervised":
         from medkit.models import build_model
         net = build_model(params["model"], n_classes)
     else:
         channels = DEFAULT_CHANNELS
         if params.get("checkpoint") not in (None, "random"):
-            channels = tuple(read_json(Path(params["checkpoint"]) / "params.json")["config"]["channels"])
+            channels = tuple(read_params(params["checkpoint"])["config"]["channels"])
         net = segmentation_model(None, n_classes, params["eval_protocol"], channels)
-    net.load_state_dict(load_checkpoint(path)["model"])
-    return net.eval()
+    return load_weights(net, path, f"the network of {run}").eval()

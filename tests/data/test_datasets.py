@@ -29,5 +29,5 @@ def test_unknown_part_and_bad_options():
         ds.part("training")
     with pytest.raises(MedkitError, match="frames must be"):
         load_dataset("phantom", frames="mid")
-    with pytest.raises(MedkitError, match="image-size must be a multiple of 32"):
+    with pytest.raises(MedkitError, match="image-size must be a positive multiple of 32"):
         load_dataset("phantom", image_size=100)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import nibabel as nib
@@ -64,11 +65,20 @@ BAD = {
     "empty data set": (lambda d: (d / "dataset.json").write_text(json.dumps({"labels": {"0": "bg"}, "training": []})),
                        "empty"),
     "bad json": (lambda d: (d / "dataset.json").write_text("{"), "not valid JSON"),
-    "json list": (lambda d: (d / "dataset.json").write_text("[1, 2]"), "must hold a JSON object"),
-    "training not a list": (lambda d: (d / "dataset.json").write_text('{"training": 5}'), "'training' must be a list"),
+    "json list": (lambda d: (d / "dataset.json").write_text("[1, 2]"), "the document: must be a JSON object"),
+    "training not a list": (lambda d: (d / "dataset.json").write_text('{"training": 5}'),
+                            "training: must be a list of .* got 5"),
     "image not a path": (lambda d: (d / "dataset.json").write_text('{"training": [{"image": 5}]}'),
-                         "needs an 'image' path"),
+                         r"training\[0\]\.image: must be a non-empty path, got 5"),
+    "entry without image": (lambda d: (d / "dataset.json").write_text('{"training": [{"label": "a.nii.gz"}]}'),
+                            r"training\[0\]: 'image' is a required property"),
+    "label names not a mapping": (lambda d: (d / "dataset.json").write_text('{"labels": [1], "training": []}'),
+                                  "labels: must be a mapping of integer label values to names"),
 }
+
+
+INDEX = {"bad json", "json list", "training not a list", "image not a path", "entry without image",
+         "label names not a mapping", "empty data set"}  # the folder cannot be listed at all
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -78,19 +88,26 @@ def test_bad_input_is_named_in_one_line(case, phantom_dir, tmp_path, capsys):
     spoil(d)
     with pytest.raises(MedkitError, match=words):
         load_folder(d)
-    rows, problems = check_folder(d)
-    assert problems and any(words in p for p in problems)
-    assert main(["data-check", str(d)]) == 1
-    assert words in capsys.readouterr().out
+    if case in INDEX:  # data-check cannot list the folder: one line on stderr, exit 2
+        with pytest.raises(MedkitError, match=words):
+            check_folder(d)
+        assert main(["data-check", str(d)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(words, err) and "\n" not in err
+    else:  # a file's problem: data-check lists every one and exits 1
+        rows, problems = check_folder(d)
+        assert problems and any(re.search(words, p) for p in problems)
+        assert main(["data-check", str(d)]) == 1
+        assert re.search(words, capsys.readouterr().out)
     # the supervised command reports it in one line with exit code 2
     code = main(["supervised", "--data", str(d), "--out", str(tmp_path / "run"), "--steps", "1"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and words in err and "\n" not in err and "Traceback" not in err
+    assert code == 2 and re.search(words, err) and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
 
 def test_missing_folder(tmp_path, capsys):
-    assert main(["data-check", str(tmp_path / "nope")]) == 1
+    assert main(["data-check", str(tmp_path / "nope")]) == 2
     assert main(["supervised", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "no such folder" in capsys.readouterr().err
 

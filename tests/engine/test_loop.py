@@ -136,3 +136,47 @@ def test_warmup_then_cosine_and_a_head_learning_rate():
     headless = torch.nn.Linear(2, 2)
     with pytest.raises(MedkitError, match="head_lr"):
         param_groups(headless, list(headless.parameters()), cfg)
+
+
+def test_kill_during_a_checkpoint_write_resumes_to_identical_weights(tiny, tmp_path):
+    """A real SIGKILL while the second checkpoint is half written: the first checkpoint is intact,
+    the half-written temporary file is removed at resume, and the resumed run ends with the same
+    weights, bit for bit, as an uninterrupted one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    helper = Path(__file__).parents[1] / "helpers" / "kill_during_save.py"
+    run = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(helper), str(run)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    stale = list(run.glob(".checkpoint.pt.*.tmp"))
+    assert len(stale) == 1 and stale[0].stat().st_size > 0  # the killed write's half file
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 5  # the last complete checkpoint
+    ref, _ = _train(tiny, tmp_path / "a", val=tiny)
+    resumed, _ = _train(tiny, run, val=tiny)
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    """Run files are readable by the group when the umask allows it (mkstemp alone gives 0600)."""
+    import os
+
+    from medkit.engine.runs import write_json
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        os.umask(0o077)
+        write_json(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_damaged_resume_checkpoint_is_one_clear_error(tiny, tmp_path):
+    _train(tiny, tmp_path / "r", stop_after=6)
+    torch.save({"model": {}}, tmp_path / "r" / "checkpoint.pt")
+    with pytest.raises(MedkitError, match="not a medkit checkpoint of this kind .*'optimizer'"):
+        _train(tiny, tmp_path / "r")

@@ -31,3 +31,14 @@ def test_diagnose_compares_runs(tmp_path):
     s = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert set(s["runs"]) == {"moco_v2", "simclr"} and "h_rankme" in s["runs"]["simclr"]
     assert (tmp_path / "d" / "figures" / "spectra_h.png").exists() and (tmp_path / "d" / "simclr" / "diagnostics.json").exists()
+    # an interrupted diagnosis (one run measured, no summary yet) is continued with --resume:
+    # the measured run is read back, not measured again, and the summary is the same
+    (tmp_path / "d" / "summary.json").unlink()
+    (tmp_path / "d" / "moco_v2" / "diagnostics.json").unlink()
+    kept = (tmp_path / "d" / "simclr" / "diagnostics.json").stat().st_mtime_ns
+    args = ["diagnose", "--checkpoint", str(tmp_path / "moco_v2"), "--checkpoint", str(tmp_path / "simclr"),
+            "--data", "phantom", "--out", str(tmp_path / "d")]
+    assert main(args) == 2  # without --resume the folder is refused
+    assert main([*args, "--resume"]) == 0
+    assert (tmp_path / "d" / "simclr" / "diagnostics.json").stat().st_mtime_ns == kept
+    assert json.loads((tmp_path / "d" / "summary.json").read_text()) == s

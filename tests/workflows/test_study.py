@@ -38,7 +38,7 @@ def test_bad_study_files(tmp_path):
     with pytest.raises(MedkitError, match="nope.ipynb not found"):
         load_study(f)
     f.write_text(f"notebooks: [{NB}]\ngird: {{}}\n")
-    with pytest.raises(MedkitError, match="unknown key"):
+    with pytest.raises(MedkitError, match="unknown key.*'gird'; known: base, grid, kernel"):
         load_study(f)
 
 
@@ -57,10 +57,10 @@ def test_named_variants_merge_parameters_and_label_runs(tmp_path):
 def test_variant_values_must_be_parameter_sets(tmp_path):
     f = tmp_path / "b.yaml"
     f.write_text(f"notebooks: [{NB}]\ngrid: {{variant: {{a: 3}}}}\n")
-    with pytest.raises(MedkitError, match="'variant' names parameter sets"):
+    with pytest.raises(MedkitError, match="grid.variant.a: must be a mapping of notebook parameters, got 3"):
         load_study(f)
     f.write_text(f"notebooks: [{NB}]\ngrid: {{X: 3}}\n")
-    with pytest.raises(MedkitError, match="'X' must be a non-empty list"):
+    with pytest.raises(MedkitError, match="grid.X: must be a non-empty list of values"):
         load_study(f)
 
 
@@ -98,3 +98,31 @@ def test_overrides_replace_parameters_everywhere(tmp_path, monkeypatch):
     table = st.run_study(f, root=tmp_path, overrides={"N": "5", "DEVICE": "cpu", "SEED": "7"})
     assert len(table) == 2 and [p["N"] for p in seen] == [5, 5]
     assert all(p["DEVICE"] == "cpu" and p["SEED"] == 7 for p in seen)
+
+
+def test_runs_record_their_parameters_and_a_changed_study_is_refused_or_rerun(tmp_path, capsys):
+    study = tmp_path / "p.yaml"
+    root = tmp_path / "runs"
+    run = root / "p" / "tiny_study"
+    study.write_text(f"name: p\nnotebooks: [{NB}]\nbase: {{X: 1}}\n")
+    assert main(["study", str(study), "--root", str(root)]) == 0
+    record = json.loads((run / "study_params.json").read_text())
+    assert record == {"notebook": str(NB), "parameters": {"X": 1}} and (run / "x.txt").read_text() == "2"
+    capsys.readouterr()
+    assert main(["study", str(study), "--root", str(root)]) == 0 and "skipped (complete)" in capsys.readouterr().out
+    study.write_text(f"name: p\nnotebooks: [{NB}]\nbase: {{X: 4}}\n")  # the base changed
+    assert main(["study", str(study), "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "finished with other parameters (X: 1 -> 4)" in err and "--changed rerun" in err
+    assert (run / "x.txt").read_text() == "2"  # refused: nothing ran, nothing changed
+    assert main(["study", str(study), "--root", str(root), "--changed", "rerun"]) == 0
+    assert (run / "x.txt").read_text() == "8"
+    assert json.loads((run / "study_params.json").read_text())["parameters"] == {"X": 4}
+
+
+def test_unknown_parameters_are_refused_before_any_run(tmp_path, capsys):
+    study = tmp_path / "u.yaml"
+    study.write_text(f"name: u\nnotebooks: [{NB}]\ngrid: {{X: [1, 2], XX: [3]}}\n")
+    assert main(["study", str(study), "--root", str(tmp_path / "runs")]) == 2
+    assert "'XX' is not a parameter of" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
