@@ -135,7 +135,10 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _diagnose(a: argparse.Namespace) -> int:
+    from medkit.engine.runs import check_below_folder
     from medkit.workflows.diagnose import diagnose
+    if a.reference:
+        check_below_folder(a.reference, "--reference")
     out = diagnose(a.checkpoint, a.data, a.out, resume=a.resume, **_given(a, "max_n", "device"))
     for name, r in (out["runs"] if "runs" in out else {"": out}).items():
         print(name)
@@ -146,6 +149,11 @@ def _diagnose(a: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in r.items() if k in ("clusters",) or k.startswith("alignment")}))
     where = "summary.json and <run>/diagnostics.json" if len(a.checkpoint) > 1 else "diagnostics.json"
     print(f"measures in {a.out}/{where}, figures in {a.out}/figures/")
+    if a.reference:
+        from medkit.workflows.reference import export_spectra
+        command = "python -m medkit diagnose " + " ".join(f"--checkpoint {c}" for c in a.checkpoint) + \
+            f" --data {a.data} --out {a.out} --reference {a.reference}"
+        print(f"reference spectra and ranks in {export_spectra(a.out, a.reference, command)}")
     return 0
 
 
@@ -332,6 +340,8 @@ def parser() -> argparse.ArgumentParser:
     dg.add_argument("--max-n", type=int, help="slices embedded, N well above D (default: diagnose's)")
     dg.add_argument("--device", help="auto, cpu or cuda[:N] (default: auto)")
     dg.add_argument("--resume", action="store_true", help="continue an interrupted output folder")
+    dg.add_argument("--reference", metavar="DIR", help="also write the spectra and ranks as a committed reference "
+                                                        "(e.g. papermill_runs/reference/acdc_collapse, notebook 01)")
     dg.set_defaults(func=_diagnose)
     return p
 

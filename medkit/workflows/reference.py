@@ -10,6 +10,11 @@ checkpoint or an image.
   under the same protocol, pair by pair and summarised (mean, 95 % bootstrap interval, pairs won,
   Wilcoxon p; :func:`medkit.eval.paired.against_random`);
 * ``provenance.json``: commit, command, date, wall time, machine, torch version, data.
+
+A collapse reference (``diagnose --reference``, read by notebook 01) holds ``spectra.csv`` (each
+run's normalised covariance spectrum of h, z and its pixel embeddings), ``ranks.csv`` (RankMe,
+covariance rank and collapsed share per run and embedding) and ``provenance.json`` (with each
+pretraining run's parameters).
 """
 from __future__ import annotations
 
@@ -39,8 +44,15 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def export_reference(study_dir: str | Path, out: str | Path, command: str) -> Path:
-    """Write the tidy results of every complete run of ``study_dir`` to ``out`` (see the module)."""
+def export_reference(study_dir: str | Path, out: str | Path, command: str, code: str | None = None,
+                     wall_seconds: float | None = None, workers: int = 1) -> Path:
+    """Write the tidy results of every complete run of ``study_dir`` to ``out`` (see the module).
+
+    Args:
+        code: the commit the runs ran with (:func:`commit` when the study started); default: now.
+        wall_seconds: the study's wall time; default: the sum of its runs' times.
+        workers: runs executed in parallel.
+    """
     study = Path(study_dir)
     runs = sorted(r for r in study.iterdir() if (r / "done.json").exists() and (r / "results.csv").exists()) \
         if study.is_dir() else []
@@ -56,7 +68,7 @@ def export_reference(study_dir: str | Path, out: str | Path, command: str) -> Pa
             d, summary = against_random(results)
             diffs.append(d.assign(run=run.name, **point))
             paired.append(summary.assign(run=run.name, **point))
-        wall += float(read_json(run / "done.json").get("seconds", 0.0))
+        wall += float(read_json(run / "done.json").get("seconds", 0.0))  # the runs' summed time
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pd.concat(pairs, ignore_index=True).to_csv(out / "pairs.csv", index=False, float_format="%.5f")
@@ -65,15 +77,60 @@ def export_reference(study_dir: str | Path, out: str | Path, command: str) -> Pa
         pd.concat(paired, ignore_index=True).to_csv(out / "paired.csv", index=False, float_format="%.5f")
     params = read_json(runs[0] / "params.json") if (runs[0] / "params.json").exists() else {}
     write_json(out / "provenance.json", {
-        "study": study.name, "commit": commit(), "command": command,
+        "study": study.name, "commit": code or commit(), "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1), "runs": [r.name for r in runs],
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0)
-                    if torch.cuda.is_available() else None},
+        "wall_seconds": round(wall if wall_seconds is None else wall_seconds, 1), "run_seconds": round(wall, 1),
+        "workers": workers, "runs": [r.name for r in runs],
+        "machine": _machine(),
         "torch": torch.__version__, "python": platform.python_version(),
         "parameters": params})
     return out
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def export_spectra(diagnose_dir: str | Path, out: str | Path, command: str) -> Path:
+    """Write the spectra and ranks of a finished ``diagnose`` folder of several runs to ``out``."""
+    src = Path(diagnose_dir)
+    params = read_json(src / "params.json")
+    spectra, ranks, runs = [], [], {}
+    for ck in params["checkpoints"]:
+        name = Path(ck).name
+        folder = src / name if len(params["checkpoints"]) > 1 else src
+        diag, sp = read_json(folder / "diagnostics.json"), read_json(folder / "spectra.json")
+        pre = read_json(Path(ck) / "params.json")
+        runs[name] = {k: pre.get(k) for k in ("method", "config", "data", "image_size", "pool_frames", "steps",
+                                             "batch_size", "lr", "seed")}
+        for emb, values in sp.items():
+            top = max(values[0], 1e-30)
+            spectra += [{"run": name, "method": diag["method"], "embedding": emb, "k": i + 1, "s_over_s1": v / top}
+                        for i, v in enumerate(values)]
+        for emb in ("h", "z", "pixels"):
+            if emb in diag:
+                ranks.append({"run": name, "method": diag["method"], "embedding": emb,
+                              **{m: diag[emb][m] for m in ("n", "d", "rankme", "erank_cov", "collapsed_fraction")}})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(spectra).to_csv(out / "spectra.csv", index=False, float_format="%.6g")
+    pd.DataFrame(ranks).to_csv(out / "ranks.csv", index=False, float_format="%.4f")
+    write_json(out / "provenance.json", {
+        "study": out.name, "commit": commit(), "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "data": params.get("data"), "max_n": params.get("max_n"), "machine": _machine(),
+        "torch": torch.__version__, "python": platform.python_version(), "pretraining": runs})
+    return out
+
+
+def load_spectra(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
+    """A collapse reference written by :func:`export_spectra`: spectra, ranks, provenance (None if absent)."""
+    folder = Path(folder)
+    if not (folder / "spectra.csv").exists():
+        return None
+    return (pd.read_csv(folder / "spectra.csv"), pd.read_csv(folder / "ranks.csv"),
+            read_json(folder / "provenance.json"))
 
 
 def load_reference(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict]]:

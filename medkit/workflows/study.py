@@ -219,6 +219,10 @@ def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: in
         study["grid"] = {key: ({name: {**params, **parsed} for name, params in val.items()} if isinstance(val, dict)
                                else val) for key, val in study["grid"].items() if key not in parsed}
     check_parameters(study, str(path))
+    started, t0 = None, time.perf_counter()
+    if study.get("reference"):
+        from medkit.workflows.reference import commit
+        started = commit()  # the code the runs run with (a commit made meanwhile must not be credited)
     out = Path(root) / study["name"]
     jobs, rows, plans = [], [], []
     for nb in study["notebooks"]:
@@ -250,6 +254,7 @@ def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: in
     (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
     if study.get("reference") and (table["status"] != "failed").all():
         from medkit.workflows.reference import export_reference
-        table.attrs["reference"] = str(export_reference(out, Path(root) / "reference" / study["name"],
-                                                        command=f"python -m medkit study {path}"))
+        table.attrs["reference"] = str(export_reference(
+            out, Path(root) / "reference" / study["name"], command=f"python -m medkit study {path}", code=started,
+            wall_seconds=time.perf_counter() - t0 if jobs else None, workers=workers))
     return table

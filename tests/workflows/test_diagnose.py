@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from medkit.cli import main
 
 
@@ -39,6 +41,14 @@ def test_diagnose_compares_runs(tmp_path):
     args = ["diagnose", "--checkpoint", str(tmp_path / "moco_v2"), "--checkpoint", str(tmp_path / "simclr"),
             "--data", "phantom", "--out", str(tmp_path / "d")]
     assert main(args) == 2  # without --resume the folder is refused
-    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--resume", "--reference", str(tmp_path / "ref")]) == 0
     assert (tmp_path / "d" / "simclr" / "diagnostics.json").stat().st_mtime_ns == kept
     assert json.loads((tmp_path / "d" / "summary.json").read_text()) == s
+    # the reference export (notebook 01's overlay): normalised spectra and the ranks of summary.json
+    from medkit.workflows.reference import load_spectra
+    spectra, ranks, prov = load_spectra(tmp_path / "ref")
+    first = spectra[spectra["k"] == 1]
+    assert set(spectra["run"]) == {"moco_v2", "simclr"} and (first["s_over_s1"] == 1.0).all()
+    h = ranks[ranks["embedding"] == "h"].set_index("run")["rankme"]
+    assert h.to_dict() == pytest.approx({r: s["runs"][r]["h_rankme"] for r in ("moco_v2", "simclr")}, rel=1e-3)
+    assert prov["pretraining"]["simclr"]["method"] == "simclr" and "--reference" in prov["command"]

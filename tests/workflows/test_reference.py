@@ -37,3 +37,9 @@ def test_export_writes_pair_scores_paired_table_and_provenance(tmp_path):
     assert prov["parameters"]["COMBOS"] == 2 and prov["torch"] and prov["commit"]
     with pytest.raises(MedkitError, match="no complete run"):
         export_reference(tmp_path / "empty", tmp_path / "ref2", command="x")
+    # a study that ran runs in parallel gives its own wall time and the commit it started from
+    out = export_reference(tmp_path / "study", tmp_path / "ref3", command="x", code="abc123+dirty",
+                           wall_seconds=7.0, workers=2)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["commit"] == "abc123+dirty" and prov["wall_seconds"] == 7.0 and prov["run_seconds"] == 12.5
+    assert prov["workers"] == 2
