@@ -14,23 +14,35 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from medkit.viz.volumes import overlay
 
 
-def pca_rgb(fmap: torch.Tensor) -> np.ndarray:
-    """First three principal components of a (C, H, W) feature map as an RGB image (H, W, 3)."""
+def pca_components(fmap: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """First three principal components of a (C, H, W) feature map as an RGB image (H, W, 3), each
+    stretched between its 1st and 99th percentile, and the share of the map's variance each explains (3,)."""
     c, h, w = fmap.shape
     x = fmap.reshape(c, -1).T.double().numpy()  # (HW, C)
-    comp = PCA(n_components=3, random_state=0).fit_transform(x)
+    pca = PCA(n_components=3, random_state=0)
+    comp = pca.fit_transform(x)  # (HW, 3)
     lo, hi = np.percentile(comp, [1, 99], axis=0)
-    return np.clip((comp - lo) / np.maximum(hi - lo, 1e-8), 0, 1).reshape(h, w, 3)
+    return np.clip((comp - lo) / np.maximum(hi - lo, 1e-8), 0, 1).reshape(h, w, 3), pca.explained_variance_ratio_
+
+
+def pca_rgb(fmap: torch.Tensor) -> np.ndarray:
+    """First three principal components of a (C, H, W) feature map as an RGB image (H, W, 3)."""
+    return pca_components(fmap)[0]
 
 
 def pca_figure(image: np.ndarray, maps: dict[str, torch.Tensor], label: np.ndarray | None = None) -> Figure:
-    """The slice (with labels) beside the PCA-RGB image of each named (C, H, W) map."""
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3 * (1 + len(maps)), 3.1))
+    """The slice (with labels) beside the PCA-RGB image of each named (C, H, W) map; the key under each
+    says which component drives red, green and blue and the share of variance it explains."""
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3 * (1 + len(maps)), 3.4))
     overlay(axes[0], image, label, title="slice")
     for ax, (name, m) in zip(axes[1:], maps.items()):
-        ax.imshow(pca_rgb(m))
+        rgb, share = pca_components(m)
+        ax.imshow(rgb)
         ax.set_title(f"{name}: PCA -> RGB", fontsize=9)
         ax.set_axis_off()
+        for i, colour in enumerate(("red", "green", "blue")):
+            ax.text(i / 3, -0.06, f"PC{i + 1} {share[i]:.0%}", color=colour, fontsize=8, transform=ax.transAxes,
+                    va="top")
     fig.tight_layout()
     return fig
 

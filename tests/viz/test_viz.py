@@ -41,7 +41,11 @@ def test_embedding_figures_and_cluster_scores():
     clusters, scores = ve.cluster_slice(fmap, lab, k=4)
     assert scores["ari"] > 0.95 and scores["nmi"] > 0.95
     assert ve.pca_rgb(fmap).shape == (48, 48, 3)
-    assert isinstance(ve.pca_figure(v.image[2], {"f": fmap}, lab), Figure)
+    fig = ve.pca_figure(v.image[2], {"f": fmap}, lab)
+    rgb, share = ve.pca_components(fmap)
+    assert isinstance(fig, Figure) and np.allclose(rgb, ve.pca_rgb(fmap)) and share[0] >= share[1] >= share[2] > 0
+    key = [t.get_text() for t in fig.axes[1].texts]  # the colour key names each channel's component and share
+    assert key == [f"PC{i + 1} {share[i]:.0%}" for i in range(3)]
     assert isinstance(ve.cluster_figure(v.image[2], lab, clusters, scores), Figure)
     emb = fmap.reshape(4, -1).T
     assert isinstance(ve.scatter_2d(emb, torch.as_tensor(lab).reshape(-1), {0: "bg"}), Figure)
