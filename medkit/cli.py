@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from dataclasses import fields, replace
+from pathlib import Path
 
 from medkit.data.datasets import DataConfig
 from medkit.engine.config import TrainConfig
@@ -154,6 +155,30 @@ def _diagnose(a: argparse.Namespace) -> int:
         command = "python -m medkit diagnose " + " ".join(f"--checkpoint {c}" for c in a.checkpoint) + \
             f" --data {a.data} --out {a.out} --reference {a.reference}"
         print(f"reference spectra and ranks in {export_spectra(a.out, a.reference, command)}")
+    return 0
+
+
+def _calibrate(a: argparse.Namespace) -> int:
+    from medkit.engine.runs import check_below_folder
+    from medkit.workflows.calibrate import calibration_runs, export_calibration, format_calibration, run_calibration
+    from medkit.workflows.fewlabel import parse_labelled
+    labelled = parse_labelled(a.labelled)
+    if any(not isinstance(k, int) for k in labelled):
+        raise MedkitError(f"--labelled {a.labelled}: give numbers of volumes (the two data sets differ in size)")
+    if a.reference:
+        check_below_folder(a.reference, "--reference")
+    cfg = _schedule(a, schedules.FEW_LABEL)
+    table = run_calibration(a.real, a.out, cfg, labelled, a.image_size, combos=a.combos, resume=a.resume,
+                            progress=not a.quiet)
+    real = Path(a.real).name
+    print(format_calibration(table, real))
+    if a.reference:
+        options = {k: v for k, v in vars(a).items() if k not in ("func", "command") and v not in (None, False)}
+        command = "python -m medkit calibrate " + " ".join(
+            f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in options.items())
+        out = export_calibration(table, a.reference, command, cfg, a.image_size, a.real,
+                                 calibration_runs(a.real, a.out))
+        print(f"calibration table in {out}/calibration.csv")
     return 0
 
 
@@ -343,6 +368,19 @@ def parser() -> argparse.ArgumentParser:
     dg.add_argument("--reference", metavar="DIR", help="also write the spectra and ranks as a committed reference "
                                                         "(e.g. papermill_runs/reference/acdc_collapse, notebook 01)")
     dg.set_defaults(func=_diagnose)
+
+    cb = sub.add_parser("calibrate", help="the supervised baseline on the phantom and on real data, same size "
+                                          "and schedule (notebook 00's calibration table)")
+    cb.add_argument("--real", required=True, help="a Decathlon folder to calibrate against (e.g. ../shared/data/acdc)")
+    cb.add_argument("--labelled", default="1,2,8", help="comma-separated k (default 1,2,8)")
+    cb.add_argument("--image-size", type=int, default=64, help="in-plane size on both sides (default 64)")
+    cb.add_argument("--combos", type=int, default=None, help="labelled combinations per k on each side: the "
+                                                             "split's own first, then seeded extra ones")
+    cb.add_argument("--reference", metavar="DIR", help="also write the table as a committed reference "
+                                                        "(e.g. papermill_runs/reference/phantom_calibration)")
+    _run_options(cb)
+    _schedule_options(cb, schedules.FEW_LABEL)
+    cb.set_defaults(func=_calibrate)
     return p
 
 

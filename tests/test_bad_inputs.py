@@ -185,6 +185,8 @@ SUP = ("supervised --data {data} --out {c}/run --steps 2 --labelled 1 --image-si
 PRE = "pretrain --method simclr --data {data} --out {c}/run --steps 2 --batch-size 4 --image-size 64 --quiet"
 EVAL = "evaluate --data {data} --out {c}/run --steps 2 --labelled 1 --image-size 64 --quiet"
 DX = "diagnose --data {data} --out {c}/dx --max-n 16"
+CAL = ("calibrate --real {data} --out {c}/cal --steps 2 --labelled 1 --image-size 64 --batch-size 4 --val-every 0 "
+       "--quiet")
 CASES = [
     # phantom
     Case("phantom size 0", "phantom {c}/p --size 0", "--size must be at least 32"),
@@ -473,6 +475,21 @@ CASES = [
          "dx: run folder exists .* pass --resume", _write("dx/x", "x")),
     Case("diagnose no space", DX + " --checkpoint {pre}", "diagnostics.json.*No space left on device",
          fault=_no_space("diagnostics")),
+    # calibrate
+    Case("calibrate real missing", CAL.replace("--real {data}", "--real {c}/nope"), "--real .*nope: no such folder"),
+    Case("calibrate real is a file", CAL.replace("--real {data}", "--real {c}/f"), "--real .*f: no such folder",
+         _write("f", "x")),
+    Case("calibrate real without labels", CAL.replace("--real {data}", "--real {c}/d"), "d: the data set is empty",
+         _write("d/imagesTr/x.txt", "x")),
+    Case("calibrate labelled all", CAL + " --labelled all", "--labelled all: give numbers of volumes"),
+    Case("calibrate labelled word", CAL + " --labelled one", "--labelled takes .* got 'one'"),
+    Case("calibrate labelled too many", CAL + " --labelled 400", "--labelled 400: only"),
+    Case("calibrate combos zero", CAL + " --combos 0", "--combos must be a positive number"),
+    Case("calibrate image size 48", CAL + " --image-size 48", "--image-size must be a positive multiple of 32"),
+    Case("calibrate steps zero", CAL + " --steps 0", "steps must be at least 1, got 0"),
+    Case("calibrate reference below a file", CAL + " --reference {c}/f/ref", "f is a file, not a folder",
+         _write("f", "x")),
+    Case("calibrate out exists", CAL, "phantom: run folder exists .* pass --resume", _write("cal/phantom/x", "x")),
     # the command line itself
     Case("no command", "", "the following arguments are required: command"),
     Case("unknown command", "train", "invalid choice: 'train'"),

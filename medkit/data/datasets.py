@@ -7,7 +7,7 @@ from pathlib import Path
 
 from medkit.data.phantom import LABELS as PHANTOM_LABELS
 from medkit.data.phantom import PHANTOM_SUBJECTS, make_phantom
-from medkit.data.slices import SliceSet, make_slices
+from medkit.data.slices import SliceSet, check_image_size, make_slices
 from medkit.data.splits import Split, split_for
 from medkit.data.volumes import keeps_frame, load_folder
 from medkit.errors import MedkitError
@@ -82,9 +82,11 @@ def load_dataset(data: str, image_size: int = DataConfig.image_size, crop: int |
     """
     for option in (frames, pool_frames):
         keeps_frame("", option)  # a bad option fails before anything is read
+    check_image_size(image_size)
     load = frames if pool_frames == frames else "both"
     if data == "phantom":
-        vols = make_phantom(phantom_subjects, seed=seed, frames=load)
+        # rendered at the working size (its field of view is fixed), up to its native 160 pixels
+        vols = make_phantom(phantom_subjects, seed=seed, frames=load, size=min(image_size, 160))
         names = dict(PHANTOM_LABELS)
     else:
         if not Path(data).exists():

@@ -1,21 +1,34 @@
-"""A synthetic short-axis cardiac cine-MRI phantom with ACDC's labels, generated in code.
+"""A synthetic short-axis cine-MRI phantom that looks like ACDC's heart-centred crop.
 
-The phantom is medkit's embedded default: it needs no download and no licence, and it is
-deterministic per seed. Each subject gets its own anatomy (torso, subcutaneous fat, lungs,
-liver, spine and aorta around a heart of random size, position and rotation); the ventricles
-shrink from base to apex across the slices; end-diastole (ED, ``frame01``) and end-systole
-(ES, ``frame02``) differ as in a real cine acquisition (smaller cavities, thicker myocardium);
-each volume gets a smooth multiplicative bias field, a random contrast (gamma) and Rician noise.
+The field of view is a heart-centred square of 240 mm (160 pixels of 1.5 mm at the default size),
+like the 160-pixel centred crop that medkit takes of an ACDC cine volume. Each subject draws its
+own anatomy, fixed across slices and frames:
 
-Labels follow ACDC (Bernard et al., IEEE TMI 2018): 0 background, 1 right ventricle (RV
-cavity), 2 myocardium (LV wall), 3 left ventricle (LV cavity).
+- **left ventricle (LV)**: a bright blood pool whose endocardial border is an irregular closed
+  curve, with trabeculations (dark strands along the border) and two papillary muscles inside;
+  both are labelled LV, as in ACDC's ground truth;
+- **myocardium**: a dark, finely textured ring of varying thickness around the LV;
+- **right ventricle (RV)**: a crescent wrapped around the septum whose angular extent, depth and
+  thickness change from base to apex (it vanishes before the apex), with a thin unlabelled free wall;
+- **surroundings**: chest wall (skin, subcutaneous fat, muscle) on the anterior side, lungs with
+  bright vessels, epicardial fat, the descending aorta, spine, liver and stomach towards the apex,
+  and at the base bright unlabelled atria and great vessels (the base's hardest confusion);
+- **acquisition**: rendering at twice the resolution and averaging (partial volume at every
+  boundary), a point-spread blur, a surface-coil sensitivity that falls off away from the chest,
+  a random contrast (gamma), Rician noise and slice-to-slice misregistration (breath holds).
 
-Arrays are (S, H, W): slices first, base (s = 0) to apex (s = S - 1).
+End-diastole (ED, ``frame01``) and end-systole (ES, ``frame02``) share the anatomy; at ES the
+cavities shrink by the subject's ejection fraction and the wall thickens. Labels follow ACDC
+(Bernard et al., IEEE TMI 2018): 0 background, 1 RV cavity, 2 myocardium, 3 LV cavity.
+Arrays are (S, H, W): slices first, base (s = 0) to apex (s = S - 1). Deterministic per seed.
+
+Geometry is written in "FOV units": a 160-unit square (1 unit = 1.5 mm), mapped onto ``size``
+pixels, so that the anatomy is the same at every image size.
 
 Example:
-    >>> vols = make_phantom(n_subjects=2, seed=0)
-    >>> vols[0].case_id, vols[0].image.shape == vols[0].label.shape
-    ('phantom000_frame01', True)
+    >>> vols = make_phantom(n_subjects=2, seed=0, size=64)
+    >>> vols[0].case_id, vols[0].image.shape[1:]
+    ('phantom000_frame01', (64, 64))
 """
 from __future__ import annotations
 
@@ -26,102 +39,155 @@ from medkit.data.volumes import Volume
 
 LABELS = {0: "background", 1: "right ventricle", 2: "myocardium", 3: "left ventricle"}
 PHANTOM_SUBJECTS = 30  # the embedded default: 30 subjects (6 test, 2 validation, 22 training patients)
-SPACING = (1.5, 1.5, 10.0)  # (x, y, z) in mm, close to ACDC's typical cine protocol
+SPACING = (1.5, 1.5, 10.0)  # (x, y, z) in mm at the default size of 160 pixels, close to ACDC's
+FOV = 160.0  # field of view in units of 1.5 mm
+SUPERSAMPLE = 2  # rendering grid per output pixel and axis (partial volume)
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float,
-             angle: float = 0.0) -> np.ndarray:
-    """Boolean mask (H, W) of a rotated ellipse with centre (cy, cx) and semi-axes (ry, rx)."""
-    c, s = np.cos(angle), np.sin(angle)
-    dy, dx = yy - cy, xx - cx
-    u = c * dx + s * dy  # along the rotated x axis
-    v = -s * dx + c * dy
-    return (u / max(rx, 1e-3)) ** 2 + (v / max(ry, 1e-3)) ** 2 <= 1.0
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian-smoothed white noise (H, W), scaled to unit standard deviation."""
+    f = gaussian_filter(rng.normal(0, 1, shape), sigma, mode="wrap")
+    return (f / (f.std() + 1e-8)).astype(np.float32)
 
 
-def _subject(rng: np.random.Generator, size: int) -> dict[str, float]:
-    """Draw one subject's anatomy: everything that is fixed across slices and phases."""
-    c = size / 2
+def _wobble(rng: np.random.Generator, amp: float, orders: tuple[int, ...] = (2, 3, 4)) -> np.ndarray:
+    """Coefficients (len(orders), 3) of a smooth angular deformation r(t) = 1 + sum a cos(n t + phi)."""
+    return np.array([[n, rng.normal(0, amp / n), rng.uniform(0, 2 * np.pi)] for n in orders])
+
+
+ANGLES = 1024  # angular resolution of the radial profiles (a lookup table per profile)
+
+
+def _radial(t_index: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """1 + sum_n a_n cos(n t + phi_n) at the angles of ``t_index`` (bins of 2 pi / ANGLES, any shape)."""
+    t = np.linspace(-np.pi, np.pi, ANGLES, endpoint=False)
+    table = 1 + sum(a * np.cos(n * t + phi) for n, a, phi in coef)
+    return table.astype(np.float32)[t_index]
+
+
+def _angle_diff(t: np.ndarray, centre: float) -> np.ndarray:
+    """Signed angular difference t - centre wrapped to (-pi, pi]."""
+    return (t - centre + np.pi) % (2 * np.pi) - np.pi
+
+
+def _subject(rng: np.random.Generator) -> dict:
+    """One subject's anatomy and appearance (FOV units): everything fixed across slices and frames."""
     return {
-        "n_slices": int(rng.integers(8, 13)),
-        # torso: centre, semi-axes, fat thickness
-        "ty": c + rng.normal(0, 3), "tx": c + rng.normal(0, 3),
-        "try": size * rng.uniform(0.36, 0.42), "trx": size * rng.uniform(0.5, 0.6),
-        "fat": rng.uniform(3.0, 6.0),
-        # heart: centre offset from torso centre, rotation, LV radius (px), wall thickness
-        "hy": c + rng.normal(-2, 4), "hx": c + rng.normal(6, 5),
-        "angle": rng.uniform(-0.5, 0.5),
-        "r_lv": size * rng.uniform(0.08, 0.11), "wall": size * rng.uniform(0.03, 0.04),
-        "rv_ry": rng.uniform(1.4, 1.8), "rv_rx": rng.uniform(0.6, 0.9),
-        "ef": rng.uniform(0.25, 0.45),  # relative shrink of the cavities at end-systole
-        # lungs, liver, spine
-        "lung_ry": size * rng.uniform(0.17, 0.21), "lung_rx": size * rng.uniform(0.11, 0.14),
-        "liver": rng.uniform(0.2, 0.5),
-        # intensities: blood, myocardium, muscle, fat, liver, lung
-        "i_blood": rng.uniform(0.8, 0.95), "i_myo": rng.uniform(0.22, 0.35),
-        "i_muscle": rng.uniform(0.25, 0.4), "i_fat": rng.uniform(0.7, 0.9),
-        "i_liver": rng.uniform(0.35, 0.5), "i_lung": rng.uniform(0.02, 0.08),
+        "n_slices": int(rng.integers(7, 13)),
+        "rotation": rng.normal(0.0, 0.6),  # of the whole scene: the heart's axis varies between scans
+        "heart": np.clip(rng.normal(0, 14, 2), -30, 30) + np.array([FOV * 0.50, FOV * 0.52]),  # LV centre (y, x)
+        "r_lv": rng.uniform(13.0, 25.0),  # ED LV cavity radius at the base (22-36 mm)
+        "wall": rng.uniform(5.0, 8.0),  # ED myocardial thickness (7.5-12 mm)
+        "lv_shape": _wobble(rng, 0.10), "wall_shape": _wobble(rng, 0.25, (1, 2, 3)),
+        "rv_angle": np.pi + rng.normal(0, 0.25),  # RV on the septal side (image left)
+        "rv_span": rng.uniform(0.55, 0.85) * np.pi,  # half the RV's angular extent at the base
+        "rv_depth": rng.uniform(0.6, 1.2),  # RV depth relative to the LV radius at the base
+        "rv_skew": rng.normal(0, 0.3),  # the crescent is thicker on one side
+        "rv_apex": rng.uniform(0.55, 0.8),  # where along the stack the RV ends
+        "apex": rng.uniform(0.8, 1.0),  # where the LV cavity ends
+        "ef": rng.uniform(0.35, 0.6),  # cavity shrink at end-systole (ejection fraction)
+        "trab": rng.uniform(0.1, 0.3),  # share of the endocardial band taken by trabeculations
+        "papillary": rng.uniform(0, 2 * np.pi), "pap_r": rng.uniform(2.0, 3.5),
+        "chest": rng.uniform(45, 70),  # distance of the anterior skin from the heart
+        "skin_curve": rng.uniform(120, 220),  # radius of curvature of the chest wall
+        "fat_ring": rng.uniform(3.0, 9.0), "muscle_ring": rng.uniform(5.0, 12.0),
+        "lung_gap": rng.uniform(5.0, 14.0),  # mediastinal tissue between heart and lungs
+        "liver": rng.uniform(0.3, 0.8),  # how far up the stack the liver reaches
+        "epi_fat": rng.uniform(1.0, 4.0), "epi_fat_span": rng.uniform(0.1, 0.5) * np.pi,
+        "epi_fat_angle": rng.uniform(0, 2 * np.pi),
+        "atria": rng.uniform(0.15, 0.35),  # share of the stack (from the base) showing atria
+        # intensities: blood, myocardium, muscle, fat, liver, lung, mediastinum, stomach
+        "i_blood": rng.uniform(0.6, 0.95), "i_myo": rng.uniform(0.18, 0.35),
+        "i_muscle": rng.uniform(0.2, 0.36), "i_fat": rng.uniform(0.65, 0.95),
+        "i_liver": rng.uniform(0.3, 0.5), "i_lung": rng.uniform(0.02, 0.08),
+        "i_media": rng.uniform(0.2, 0.5), "i_stomach": rng.uniform(0.4, 0.8),
+        "jitter": rng.uniform(0.5, 2.0),  # misregistration between breath holds
     }
 
 
-def _slice(a: dict[str, float], p: float, es: bool, size: int,
-           yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Image and label (H, W) of one slice at relative position p (0 base .. 1 apex)."""
-    img = np.zeros((size, size), np.float32)
-    lab = np.zeros((size, size), np.uint8)
-    # torso: fat ring, muscle, then the organs painted on top
-    body = _ellipse(yy, xx, a["ty"], a["tx"], a["try"], a["trx"])
-    inner = _ellipse(yy, xx, a["ty"], a["tx"], a["try"] - a["fat"], a["trx"] - a["fat"])
-    img[body] = a["i_fat"]
-    img[inner] = a["i_muscle"] + 0.1
-    # lungs left and right of the heart, smaller towards the apex (diaphragm)
-    lung_scale = 1.0 - 0.35 * p
-    for side in (-1, 1):
-        ly = a["ty"] - 4 + 6 * p
-        lx = a["tx"] + side * a["trx"] * 0.5
-        img[_ellipse(yy, xx, ly, lx, a["lung_ry"] * lung_scale, a["lung_rx"] * lung_scale,
-                     side * 0.2) & inner] = a["i_lung"]
-    # liver enters from the lower left towards the apex
-    lv_r = a["try"] * (0.3 + a["liver"] * p)
-    img[_ellipse(yy, xx, a["ty"] + a["try"] * 0.55, a["tx"] - a["trx"] * 0.45, lv_r, lv_r * 1.6)
-        & inner] = a["i_liver"]
-    # spine (vertebral body with a bright rim) and descending aorta, posterior
-    sy, sx = a["ty"] + a["try"] * 0.7, a["tx"]
-    img[_ellipse(yy, xx, sy, sx, 9, 9)] = 0.6
-    img[_ellipse(yy, xx, sy, sx, 7, 7)] = 0.3
-    img[_ellipse(yy, xx, sy - 13, sx - 9, 5, 5)] = a["i_blood"]
-    # heart: sizes shrink from base to apex; at ES cavities shrink and the wall thickens
-    taper = np.sqrt(max(1.0 - (0.9 * p) ** 2, 0.0))
-    r_lv = a["r_lv"] * taper * ((1 - a["ef"]) if es else 1.0)
-    wall = a["wall"] * ((1.35 if es else 1.0) * (0.8 + 0.2 * taper))
-    r_epi = r_lv + wall
-    c, s = np.cos(a["angle"]), np.sin(a["angle"])
-    hy, hx = a["hy"], a["hx"]
-    # RV: an ellipse on the LV's (image) left side, minus the LV epicardium -> a crescent
-    rv_scale = max(1.0 - 1.1 * p, 0.0) * ((1 - 0.7 * a["ef"]) if es else 1.0)
+def _slice(a: dict, tex: dict, p: float, es: bool, yy: np.ndarray, xx: np.ndarray,
+           shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image and label (h, w) on the rendering grid of one slice at position p (0 base .. 1 apex)."""
+    img = np.full(yy.shape, a["i_media"], np.float32)
+    lab = np.zeros(yy.shape, np.uint8)
+    # scene coordinates: rotate about the heart, which sits at (cy, cx) (+ this slice's misregistration)
+    cy, cx = a["heart"] + shift
+    c, s = np.cos(a["rotation"]), np.sin(a["rotation"])
+    v, u = c * (yy - cy) - s * (xx - cx), s * (yy - cy) + c * (xx - cx)  # v: posterior, u: patient left
+    r, t = np.hypot(v, u), np.arctan2(v, u)  # polar about the LV centre; t = 0 points to the image right
+    ti = ((t + np.pi) * (ANGLES / (2 * np.pi))).astype(np.int32) % ANGLES  # angle bins for the profiles
+    # -- lungs: left and right-posterior, bordered by a band of mediastinal tissue; smaller at the apex
+    lung = np.zeros(yy.shape, bool)
+    for side in (-1.0, 1.0):  # each lung an ellipse with an irregular (noise-displaced) border
+        lu, lv = side * (a["r_lv"] + a["wall"] + a["lung_gap"] + 16 + 6 * p), 10.0 + 8 * p
+        lung |= np.hypot((u - lu) / (32 - 10 * p), (v - lv) / (42 - 12 * p)) * 40 + 6.0 * tex["lung"] < 40
+    img[lung] = a["i_lung"]
+    img[lung & (tex["vessels"] > 2.6)] = a["i_blood"] * 0.8  # bright pulmonary vessels
+    # -- descending aorta and spine, posterior
+    ay, ax = 48.0, 18.0
+    img[np.hypot(v - ay, u - ax) < 8] = a["i_blood"]
+    spine = np.hypot((v - 72) / 14, (u - 2) / 16) < 1
+    img[spine] = 0.45
+    img[np.hypot((v - 72) / 11, (u - 2) / 13) < 1] = 0.25
+    # -- liver and stomach: inferior (lower left / lower right of the scene), rising towards the apex
+    grow = p - (1 - a["liver"])  # the liver rises under the heart's inferior wall, past the diaphragm
+    if grow > 0:
+        below = a["r_lv"] + a["wall"] + 6 - 10 * grow
+        img[np.hypot((v - below - 30) / 45, (u + 25) / 60) < 0.55 + 0.6 * grow] = a["i_liver"]
+    if p > 0.6:
+        stom = np.hypot((v - 20) / 20, (u - 55) / 26) < (p - 0.6) * 2.2
+        img[stom] = a["i_stomach"] * (0.8 + 0.4 * (tex["vessels"][stom] > 0))
+    # -- the heart: LV cavity, myocardium and RV, shrinking from base to apex; ES shrinks the cavities
+    taper = np.sqrt(np.clip(1.0 - (p / a["apex"]) ** 2, 0.0, 1.0))  # past the apex: a myocardial cap
+    shrink = np.sqrt(1.0 - a["ef"]) if es else 1.0  # radius shrink for the volume to drop by ef
+    r_endo = a["r_lv"] * taper * shrink * _radial(ti, a["lv_shape"])
+    wall = a["wall"] * (1.4 if es else 1.0) * (0.75 + 0.25 * taper) * _radial(ti, a["wall_shape"])
+    r_epi = np.maximum(r_endo, 0) + np.maximum(wall, 2.0)
+    myo = r < r_epi
+    lv = r < r_endo
+    # RV crescent beyond the septum: depth follows a cosine profile over its angular extent
+    rv_scale = np.clip(1.0 - p / a["rv_apex"], 0.0, 1.0) ** 0.7 * ((1 - 0.6 * a["ef"]) if es else 1.0)
+    rv = np.zeros_like(lv)
     if rv_scale > 0.05:
-        off = 0.55 * r_epi + a["r_lv"] * a["rv_rx"] * rv_scale * 0.9  # overlaps the LV: a crescent
-        ry_c, rx_c = hy - s * off, hx - c * off
-        rv_out = _ellipse(yy, xx, ry_c, rx_c, a["r_lv"] * a["rv_ry"] * rv_scale + 2.5,
-                          a["r_lv"] * a["rv_rx"] * rv_scale * 1.4 + 2.5, a["angle"])
-        rv = _ellipse(yy, xx, ry_c, rx_c, a["r_lv"] * a["rv_ry"] * rv_scale,
-                      a["r_lv"] * a["rv_rx"] * rv_scale * 1.4, a["angle"])
-        epi = _ellipse(yy, xx, hy, hx, r_epi + 1.5, r_epi + 1.5)
-        img[rv_out & ~epi] = a["i_myo"] + 0.05  # thin RV free wall: grey, not labelled
-        rv &= ~epi
-        img[rv] = a["i_blood"]
-        lab[rv] = 1
-    epi = _ellipse(yy, xx, hy, hx, r_epi, r_epi * 1.05, a["angle"])
-    endo = _ellipse(yy, xx, hy, hx, r_lv, r_lv * 1.08, a["angle"]) if r_lv > 1.0 else np.zeros_like(epi)
-    img[epi] = a["i_myo"]
-    lab[epi] = 2
-    img[endo] = a["i_blood"]
-    lab[endo] = 3
-    # two papillary muscles: dark dots inside the LV cavity, labelled LV as in ACDC
-    if r_lv > 6:
-        for ang in (a["angle"] + 0.8, a["angle"] + 2.3):
-            py, px = hy + 0.55 * r_lv * np.sin(ang), hx + 0.55 * r_lv * np.cos(ang)
-            img[_ellipse(yy, xx, py, px, 1.8, 1.8) & endo] = a["i_myo"] + 0.1
+        dt = _angle_diff(t, a["rv_angle"] + 0.3 * p)
+        span = a["rv_span"] * (0.6 + 0.4 * rv_scale)
+        prof = np.clip(np.cos(0.5 * np.pi * dt / span), 0, None) ** 0.8 * (1 + a["rv_skew"] * dt / span)
+        depth = a["rv_depth"] * a["r_lv"] * rv_scale * np.clip(prof, 0, None)
+        rv = (r >= r_epi) & (r < r_epi + depth) & (np.abs(dt) < span)
+        rv_wall = (r >= r_epi) & (r < r_epi + depth + 2.0) & (np.abs(dt) < span * 1.08) & ~rv
+        img[rv_wall] = a["i_myo"] * 1.1
+    # epicardial fat over part of the heart's outline
+    around = r_epi + (depth + 2.0 if rv_scale > 0.05 else 0.0)
+    fat = (r >= around) & (r < around + a["epi_fat"]) & (np.abs(_angle_diff(t, a["epi_fat_angle"]))
+                                                            < a["epi_fat_span"])
+    img[fat] = a["i_fat"]
+    # base: bright atria and great vessels beside the ventricles, unlabelled
+    if p < a["atria"]:
+        k = 1.0 - p / a["atria"]
+        for (dv, du, rad) in ((18, 10, 18), (-10, -30, 12), (-26, 4, 10), (-30, -22, 9)):
+            blob = np.hypot(v - dv * (1 + 0.2 * k), u - du) < rad * (0.6 + 0.5 * k)
+            img[blob & ~myo] = a["i_blood"] * 0.95
+    img[myo] = a["i_myo"] * (1 + 0.12 * tex["fine"][myo])
+    lab[myo] = 2
+    img[rv] = a["i_blood"] * (1 + 0.12 * tex["blood"][rv])
+    lab[rv] = 1
+    if taper > 0.05:
+        img[lv] = a["i_blood"] * (1 + 0.12 * tex["blood"][lv])
+        # trabeculations: dark strands in the outer band of the cavity; papillary muscles: two blobs
+        band = lv & (r > r_endo * (0.8 + 0.08 * es))
+        trab = band & (tex["trab"] > tex["trab_cut"])
+        img[trab] = a["i_myo"] * 1.2
+        for dphi in (0.0, 2.1):
+            ang = a["papillary"] + dphi
+            py, px = 0.55 * r_endo.mean() * np.sin(ang), 0.55 * r_endo.mean() * np.cos(ang)
+            img[lv & (np.hypot(v - py, u - px) < a["pap_r"] * (1 + 0.3 * es))] = a["i_myo"] * 1.15
+        lab[lv] = 3
+    # chest wall, anterior (negative v): skin edge, subcutaneous fat, muscle; outside is air
+    d_skin = np.hypot(v - (-a["chest"] - a["skin_curve"]), u) - a["skin_curve"]  # < 0: outside the body
+    img[(d_skin >= 0) & (d_skin < a["muscle_ring"] + a["fat_ring"])] = a["i_muscle"]
+    img[(d_skin >= 0) & (d_skin < a["fat_ring"])] = a["i_fat"]
+    img[d_skin < 0] = 0.0
+    lab[d_skin < a["fat_ring"] + a["muscle_ring"]] = 0
     return img, lab
 
 
@@ -132,36 +198,48 @@ def make_volume(subject: int, seed: int = 0, es: bool = False, size: int = 160) 
         subject: subject index; together with ``seed`` it fixes the anatomy.
         seed: dataset seed.
         es: end-systole (``frame02``) instead of end-diastole (``frame01``).
-        size: in-plane size H = W in pixels (1.5 mm each).
+        size: in-plane size H = W in pixels (the 240 mm field of view at any size).
 
     Returns:
-        a :class:`Volume` with image (S, H, W) float32 and label (S, H, W) uint8.
+        a :class:`Volume` with image (S, H, W) float32 in [0, 1] and label (S, H, W) uint8.
     """
-    anatomy = _subject(np.random.default_rng([seed, subject]), size)
-    # the appearance (bias, gamma, noise) differs between the two frames, the anatomy does not
-    rng = np.random.default_rng([seed, subject, 1 + int(es)])
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    rng = np.random.default_rng([seed, subject])
+    anatomy = _subject(rng)
     n = int(anatomy["n_slices"])
-    slices = [_slice(anatomy, k / (n - 1), es, size, yy, xx) for k in range(n)]
-    img = np.stack([s[0] for s in slices])  # (S, H, W)
-    lab = np.stack([s[1] for s in slices])  # (S, H, W)
-    # tissue texture (low-frequency, fixed per subject) and partial volume at edges
-    texture = gaussian_filter(rng.normal(0, 1, img.shape[1:]), 3.0)
-    img = img * (1 + 0.8 * texture / (np.abs(texture).max() + 1e-6) * 0.15)[None]
-    img = gaussian_filter(img, sigma=(0, 0.9, 0.9))
-    # smooth multiplicative bias field: a random low-order polynomial, exponentiated
-    u, v = (xx / size - 0.5), (yy / size - 0.5)
-    coef = rng.normal(0, 0.6, 5)
-    bias = np.exp(coef[0] * u + coef[1] * v + coef[2] * u * v + coef[3] * u**2 + coef[4] * v**2)
-    img = img * bias[None]
-    img = np.clip(img, 0, None) ** rng.uniform(0.7, 1.4)  # contrast change
-    sigma = rng.uniform(0.02, 0.05)
-    n1, n2 = rng.normal(0, sigma, img.shape), rng.normal(0, sigma, img.shape)
+    fine = size * SUPERSAMPLE
+    step = FOV / fine
+    yy, xx = (np.mgrid[0:fine, 0:fine].astype(np.float32) + 0.5) * step  # FOV units
+    tex = {  # textures, fixed per subject (the tissue) and per frame (the blood's flow pattern)
+        "lung": _smooth_noise(rng, (fine, fine), 10 / step), "vessels": _smooth_noise(rng, (fine, fine), 1.2 / step),
+        "fine": _smooth_noise(rng, (fine, fine), 0.7 / step), "trab": _smooth_noise(rng, (fine, fine), 1.5 / step),
+        "blood": _smooth_noise(np.random.default_rng([seed, subject, 7 + int(es)]), (fine, fine), 4 / step),
+    }
+    tex["trab_cut"] = np.quantile(tex["trab"], 1 - anatomy["trab"])
+    shifts = rng.normal(0, anatomy["jitter"], (n, 2))  # misregistration per slice, same at ED and ES
+    slices = [_slice(anatomy, tex, k / (n - 1), es, yy, xx, shifts[k]) for k in range(n)]
+    hi = np.stack([s[0] for s in slices])  # (S, fine, fine)
+    mid = SUPERSAMPLE // 2
+    lab = np.stack([s[1][mid::SUPERSAMPLE, mid::SUPERSAMPLE] for s in slices])  # (S, H, W): at pixel centres
+    img = hi.reshape(n, size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(2, 4))  # partial volume
+    frame_rng = np.random.default_rng([seed, subject, 1 + int(es)])  # appearance differs between frames
+    img = gaussian_filter(img, sigma=(0, 0.5 * size / FOV * 1.2, 0.5 * size / FOV * 1.2))  # point spread
+    # surface coil: sensitivity falls off with distance from a coil in front of the chest
+    c, s = np.cos(anatomy["rotation"]), np.sin(anatomy["rotation"])
+    oy, ox = anatomy["heart"]
+    ty, tx = oy - c * (anatomy["chest"] + 25) + frame_rng.normal(0, 15), ox + s * (anatomy["chest"] + 25) \
+        + frame_rng.normal(0, 25)
+    py, px = (np.mgrid[0:size, 0:size] + 0.5) * (FOV / size)
+    dist = np.hypot(py - ty, px - tx)
+    coil = 0.2 + np.exp(-dist / frame_rng.uniform(70, 140))
+    img = img * (coil / coil.max())[None]
+    img = np.clip(img, 0, None) ** frame_rng.uniform(0.6, 1.5)  # contrast change
+    sigma = frame_rng.uniform(0.02, 0.08)
+    n1, n2 = frame_rng.normal(0, sigma, img.shape), frame_rng.normal(0, sigma, img.shape)
     img = np.sqrt((img + n1) ** 2 + n2**2)  # Rician noise, as in magnitude MR images
     img = (img / np.percentile(img, 99.5)).clip(0, 1).astype(np.float32)
     case = f"phantom{subject:03d}_frame{2 if es else 1:02d}"
-    return Volume(case_id=case, patient_id=f"phantom{subject:03d}", image=img, label=lab,
-                  spacing=SPACING)
+    return Volume(case_id=case, patient_id=f"phantom{subject:03d}", image=img, label=lab.astype(np.uint8),
+                  spacing=(SPACING[0] * 160 / size, SPACING[1] * 160 / size, SPACING[2]))
 
 
 def make_phantom(n_subjects: int = PHANTOM_SUBJECTS, seed: int = 0, frames: str = "both",

@@ -148,6 +148,13 @@ def _to_square(arr: np.ndarray, g: Geometry, fill: float) -> np.ndarray:
     return out
 
 
+def check_image_size(image_size: int) -> None:
+    """Refuse a working size the networks cannot halve five times."""
+    if image_size < 32 or image_size % 32:
+        raise MedkitError(f"--image-size must be a positive multiple of 32 (the networks halve it 5 times), "
+                          f"got {image_size}")
+
+
 def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: int = 128,
                 crop: int | None = None, n_partitions: int = 4) -> SliceSet:
     """Turn volumes into a :class:`SliceSet`.
@@ -167,9 +174,7 @@ def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: 
     """
     if not volumes:
         raise MedkitError("the data set is empty: no volume to slice")
-    if image_size < 32 or image_size % 32:
-        raise MedkitError(f"--image-size must be a positive multiple of 32 (the networks halve it 5 times), "
-                          f"got {image_size}")
+    check_image_size(image_size)
     if n_partitions < 1:
         raise MedkitError(f"n_partitions must be at least 1, got {n_partitions}")
     if crop is not None and crop < 16:

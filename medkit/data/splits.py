@@ -18,6 +18,7 @@ the pool, which holds no test or validation patient.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -103,8 +104,11 @@ def extra_combinations(candidates: tuple[str, ...], k: int, n: int,
     if n <= 0:
         return ()
     pool = sorted(candidates)
-    rng = random.Random(EXTRA_SEED + k)
     seen = {tuple(sorted(c)) for c in exclude}
+    if math.comb(len(pool), k) - len(seen) < n:  # refuse at once rather than after a million draws
+        raise MedkitError(f"--combos: only {math.comb(len(pool), k)} distinct combinations of {k} of "
+                          f"{len(pool)} patients exist")
+    rng = random.Random(EXTRA_SEED + k)
     out: list[tuple[str, ...]] = []
     for _ in range(1000 * n):  # with few candidates, distinct combinations may run out
         combo = tuple(sorted(rng.sample(pool, k)))

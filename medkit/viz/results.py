@@ -96,3 +96,24 @@ def paired_plot(pairs: pd.DataFrame, summary: pd.DataFrame, metric: str = "dice_
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def calibration_plot(table: pd.DataFrame, real: str, tolerance: float) -> Figure:
+    """The supervised baseline's mean Dice against k on the phantom and on ``real`` (error bars:
+    std over labelled combinations), with the band ``real +- tolerance`` the phantom should stay in.
+    ``table`` as :func:`medkit.workflows.calibrate.calibration_table` returns it."""
+    k = table["k"].astype(str).tolist()
+    x = np.arange(len(k))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.fill_between(x, table[f"{real}_dice"] - tolerance, table[f"{real}_dice"] + tolerance, color="0.9",
+                    label=f"{real} ± {tolerance:.2f}")
+    for side, dx, colour in (("phantom", -0.05, "tab:orange"), (real, 0.05, "tab:blue")):
+        ax.errorbar(x + dx, table[f"{side}_dice"], yerr=table[f"{side}_sd_combinations"], fmt="o-", capsize=4,
+                    color=colour, label=side)
+    ax.set_xticks(x, k)
+    ax.set_xlabel("labelled volumes k")
+    ax.set_ylabel("3D Dice (mean of classes)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

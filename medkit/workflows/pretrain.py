@@ -230,13 +230,26 @@ def read_params(run_dir: str | Path) -> dict:
     return read_json(pfile, PARAMS_SCHEMA)
 
 
+def _method_of(run_dir: str | Path, params: dict) -> Method:
+    """A fresh method with the config of a run's ``params.json`` (lists back to tuples)."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in params["config"].items()}
+    try:
+        return build_method(params["method"], cfg)
+    except MedkitError as e:
+        raise MedkitError(f"{Path(run_dir) / 'params.json'}: {e}") from None
+
+
 def load_pretrained(run_dir: str | Path) -> Method:
     """The pretrained method of a finished pretraining run folder."""
     params = read_params(run_dir)
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in params["config"].items()}
-    try:
-        m = build_method(params["method"], cfg)
-    except MedkitError as e:
-        raise MedkitError(f"{Path(run_dir) / 'params.json'}: {e}") from None
+    m = _method_of(run_dir, params)
     load_weights(m, Path(run_dir) / "model.pt", f"a {params['method']} with the config of its params.json")
     return m.eval()
+
+
+def random_twin(run_dir: str | Path, seed: int = 0) -> Method:
+    """The method of a finished pretraining run with fresh, seeded random weights: the control that
+    any look at its embeddings needs (what an untrained network of the same shape already shows)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _method_of(run_dir, read_params(run_dir)).eval()

@@ -19,6 +19,7 @@ pretraining run's parameters).
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -81,14 +82,16 @@ def export_reference(study_dir: str | Path, out: str | Path, command: str, code:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": round(wall if wall_seconds is None else wall_seconds, 1), "run_seconds": round(wall, 1),
         "workers": workers, "runs": [r.name for r in runs],
-        "machine": _machine(),
+        "machine": machine(),
         "torch": torch.__version__, "python": platform.python_version(),
         "parameters": params})
     return out
 
 
-def _machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": torch.get_num_threads(),
+def machine() -> dict:
+    """Where a result was computed: platform, CPU cores, torch's threads per process, GPU."""
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu_cores": os.cpu_count(),
+            "cpus": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
@@ -119,7 +122,7 @@ def export_spectra(diagnose_dir: str | Path, out: str | Path, command: str) -> P
     write_json(out / "provenance.json", {
         "study": out.name, "commit": commit(), "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "data": params.get("data"), "max_n": params.get("max_n"), "machine": _machine(),
+        "data": params.get("data"), "max_n": params.get("max_n"), "machine": machine(),
         "torch": torch.__version__, "python": platform.python_version(), "pretraining": runs})
     return out
 
@@ -151,6 +154,7 @@ def provenance_line(name: str, prov: dict) -> str:
     """One line naming where a reference result comes from."""
     p = prov.get("parameters", {})
     return (f"{name}: {prov.get('command')} at commit {str(prov.get('commit'))[:12]}, {prov.get('date', '')[:10]}, "
-            f"{prov.get('wall_seconds', 0) / 3600:.1f} h on {prov.get('machine', {}).get('cpus')} CPU threads, "
+            f"{prov.get('wall_seconds', 0) / 3600:.1f} h, {prov.get('workers', 1)} worker(s) of "
+            f"{prov.get('machine', {}).get('cpus')} thread(s), "
             f"torch {prov.get('torch')}; {p.get('IMAGE_SIZE')} px, pretraining {p.get('STEPS')} steps, "
             f"{p.get('EVAL_STEPS')} training steps, {p.get('COMBOS')} combinations per k")

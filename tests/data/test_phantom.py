@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medkit.data.phantom import make_phantom, make_volume
 from medkit.data.volumes import load_folder
@@ -49,4 +50,47 @@ def test_cli_writes_decathlon_layout_the_loader_reads(phantom_dir):
     disk = next(v for v in vols if v.case_id == mem.case_id)
     np.testing.assert_allclose(disk.image, mem.image, atol=1e-6)
     np.testing.assert_array_equal(disk.label, mem.label)
-    assert disk.patient_id == "phantom000" and disk.spacing == (1.5, 1.5, 10.0)
+    assert disk.patient_id == "phantom000" and disk.spacing == (3.75, 3.75, 10.0)  # 240 mm over 64 px
+
+
+def test_heart_centred_field_of_view_like_the_acdc_crop():
+    """The heart sits near the centre and covers a few percent of a mid slice, as in the 160-pixel crop."""
+    for subject in range(6):
+        v = make_volume(subject, seed=0, size=64)
+        mid = v.label[len(v.label) // 2]
+        ys, xs = np.nonzero(mid)
+        assert abs(ys.mean() - 32) < 16 and abs(xs.mean() - 32) < 16
+        assert 0.01 < (mid > 0).mean() < 0.2
+
+
+def test_texture_trabeculations_and_papillary_muscles():
+    v = make_volume(0, seed=0, size=128)
+    img, lab = v.image, v.label
+    mid = len(lab) // 2
+    blood = img[mid][lab[mid] == 3]
+    myo = img[mid][lab[mid] == 2]
+    assert (blood < np.median(myo) + 0.1).mean() > 0.02  # dark trabeculae and papillary muscles in the cavity
+    assert myo.std() > 0.03  # textured, not flat
+
+
+def test_bright_unlabelled_blood_near_the_heart_at_the_base():
+    """Atria and great vessels: bright, unlabelled, beside the heart in the basal slices of most subjects."""
+    more_at_base = 0
+    for subject in range(8):
+        v = make_volume(subject, seed=0, size=128)
+        img, lab = v.image, v.label
+        mid = len(lab) // 2
+        ys, xs = np.nonzero(lab[mid] == 3)
+        yy, xx = np.mgrid[:128, :128]
+        near = np.hypot(yy - ys.mean(), xx - xs.mean()) < 35
+        bright = np.median(img[mid][lab[mid] == 3]) * 0.8
+        count = [((img[s] > bright) & (lab[s] == 0) & near).sum() for s in (0, mid)]
+        more_at_base += count[0] > 2 * count[1]
+    assert more_at_base >= 4
+
+
+def test_size_keeps_the_field_of_view():
+    small, large = make_volume(4, seed=1, size=64), make_volume(4, seed=1, size=128)
+    frac = [(v.label > 0).mean() for v in (small, large)]
+    assert frac[0] == pytest.approx(frac[1], rel=0.1)
+    assert small.spacing[0] == pytest.approx(2 * large.spacing[0])
