@@ -18,7 +18,7 @@ def shared_data(name: str) -> Path | None:
 
     Looked up in ``$MEDKIT_SHARED_DATA`` and then in ``../shared/data`` next to the repository.
     """
-    roots = [os.environ.get("MEDKIT_SHARED_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"]
+    roots = [os.environ.get("MEDKIT_SHARED_DATA"), Path(__file__).resolve().parents[3] / "shared" / "data"]
     for root in roots:
         if root and (Path(root) / name).is_dir():
             return Path(root) / name

@@ -31,3 +31,16 @@ def test_unknown_part_and_bad_options():
         load_dataset("phantom", frames="mid")
     with pytest.raises(MedkitError, match="image-size must be a positive multiple of 32"):
         load_dataset("phantom", image_size=100)
+
+
+def test_shared_data_is_found_beside_the_repository(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from medkit.data.datasets import shared_data
+    monkeypatch.delenv("MEDKIT_SHARED_DATA", raising=False)
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data" / "acdc"  # ../shared next to the repo
+    assert shared_data("acdc") == (beside if beside.is_dir() else None)
+    (tmp_path / "acdc").mkdir()
+    monkeypatch.setenv("MEDKIT_SHARED_DATA", str(tmp_path))
+    assert shared_data("acdc") == tmp_path / "acdc"
+    assert shared_data("nothing_of_that_name") is None
