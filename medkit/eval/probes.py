@@ -38,7 +38,7 @@ class LinearProbe(nn.Module):
         self.net = net
         for p in self.net.parameters():
             p.requires_grad_(False)
-        chans = sum(net.channels) + sum(net.channels[:-1]) + net.channels[0]  # enc + dec + out
+        chans = sum(net.channels) + sum(net.channels[:-1]) + net.feature_channels  # enc + dec + out
         # maps of different depths differ in scale by orders of magnitude (a random network's
         # above all): standardise each channel (BatchNorm without affine parameters, which is
         # still a linear map at evaluation) before the 1x1 conv, as MAE's linear probe does
@@ -62,19 +62,22 @@ class LinearProbe(nn.Module):
 
 
 def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
-                       channels: tuple[int, ...] = DEFAULT_CHANNELS, transfer: str = "all") -> nn.Module:
+                       channels: tuple[int, ...] = DEFAULT_CHANNELS, transfer: str = "all",
+                       out_width: int = 0) -> nn.Module:
     """A segmentation network for ``protocol`` from a pretrained U-Net (or random init if None).
 
     Args:
         transfer: ``"all"`` loads the whole pretrained U-Net; ``"encoder"`` only its encoder, the
             decoder keeping the fresh initialisation the random baseline gets under the same seed
             (a pretrained decoder can be a poor start for fine-tuning: Pix2Rep's at CPU scale).
+        channels, out_width: the architecture of a random-initialisation network (``net`` None);
+            a pretrained ``net`` brings its own.
     """
     if protocol not in PROTOCOLS:
         raise MedkitError(f"--eval-protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if transfer not in TRANSFERS:
         raise MedkitError(f"--transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
-    base = UNet(1, 0, net.channels if net is not None else channels)
+    base = UNet(1, 0, channels, out_width) if net is None else UNet(1, 0, net.channels, net.out_width)
     if net is not None:
         state = net.state_dict()
         if transfer == "encoder":
@@ -86,7 +89,7 @@ def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
     if protocol == "consistency":
         from medkit.models.two_decoder import TwoDecoderNet
         return TwoDecoderNet(base, n_classes)
-    seg = UNet(1, n_classes, base.channels)
+    seg = UNet(1, n_classes, base.channels, base.out_width)
     missing, unexpected = seg.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("head.") for k in missing), (missing, unexpected)
     return seg

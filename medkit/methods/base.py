@@ -95,9 +95,9 @@ def _convert(key: str, text: str, typ) -> object:
     return text
 
 
-def unet(channels: tuple[int, ...]) -> UNet:
+def unet(channels: tuple[int, ...], out_width: int = 0) -> UNet:
     """The backbone every method pretrains: a U-Net without segmentation head."""
-    return UNet(1, 0, channels)
+    return UNet(1, 0, channels, out_width)
 
 
 class Method(nn.Module):

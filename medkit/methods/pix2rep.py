@@ -33,18 +33,21 @@ from medkit.models.unet import DEFAULT_CHANNELS
 class Pix2RepConfig:
     """Pix2Rep.
 
-    Paper (GPU): U-Net with a 1024-channel full-resolution output, projector 1024-256-256,
-    Adam 4.7e-4, 200 epochs, batch 8 of 128 x 128, M = 1000 pixel pairs, temperature 0.53;
-    rotation within +-90 degrees, crop scale 0.33-0.95, flips.
-    CPU demo default: the kit's U-Net (16-channel output), projector 16-64-64, M = 1000.
+    Paper (GPU): U-Net with a 1024-channel full-resolution output (``out_width=1024``), projector
+    1024-256-256, Adam 4.7e-4, 200 epochs, batch 8 of 128 x 128, M = 1000 pixel pairs, temperature
+    0.53; rotation within +-90 degrees, crop scale 0.33-0.95, flips.
+    CPU demo default: the kit's U-Net with a 64-channel full-resolution output map (a 3x3 conv block
+    after the last upsampling, ``out_width=64``; ``out_width=0`` gives the plain 16-channel bilinear
+    output of the other methods), projector 64-64-64, M = 1000.
     Recommended transfer for fine-tuning: the encoder (``--transfer encoder``). Measured on ACDC at
     64 px (10 pairs per k, ``papermill_runs/reference/acdc_pix2rep``): from the encoder, +0.036
     [+0.012, +0.058] Dice over random at k = 1 and +0.026 [+0.019, +0.041] at k = 2; the whole U-Net
     (its decoder barely uses the bottleneck) fine-tuned 0.054 below random at k = 1 (README, the
-    earlier 5-combination table).
+    earlier 5-combination table). That reference was measured with ``out_width=0`` (16-channel output).
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS
+    out_width: int = 64
     proj_dims: tuple[int, ...] = (64, 64)
     loss: str = "infonce"  # "infonce" or "barlow"
     pixels: int = 1000
@@ -65,8 +68,8 @@ class Pix2Rep(Method):
     def __init__(self, cfg: Pix2RepConfig, gather_distributed: bool = False) -> None:
         super().__init__(gather_distributed)
         self.cfg = cfg
-        self.net = unet(cfg.channels)
-        self.projector = projection_conv((cfg.channels[0], *cfg.proj_dims))
+        self.net = unet(cfg.channels, cfg.out_width)
+        self.projector = projection_conv((self.net.feature_channels, *cfg.proj_dims))
         v = ViewConfig(crop_scale=cfg.crop_scale, rotate=cfg.rotate)
         self.views = (v, v)
 

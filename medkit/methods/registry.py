@@ -18,6 +18,10 @@ METHODS: dict[str, tuple[type[Method], type, dict]] = {
     "ideal": (IDEAL, IDEALConfig, {}),
 }
 
+# config keys added after runs were written, with the value that reproduces those runs: a
+# params.json without the key was trained that way (read by pretrain.load_pretrained)
+ADDED_LATER: dict[str, dict] = {"pix2rep": {"out_width": 0}}
+
 
 def method_config(name: str, overrides: dict | None = None):
     """The frozen config of method ``name`` with ``overrides`` (unknown keys fail loudly)."""

@@ -44,7 +44,7 @@ class TwoDecoderNet(nn.Module):
 
     def __init__(self, net: UNet, n_classes: int) -> None:
         super().__init__()
-        self.unet = UNet(1, n_classes, net.channels)
+        self.unet = UNet(1, n_classes, net.channels, net.out_width)
         self.unet.load_state_dict(net.state_dict(), strict=False)  # encoder (+ decoder A) weights
         self.decoder_b = BilinearDecoder(net.channels, n_classes)
 

@@ -37,6 +37,9 @@ class UNet(nn.Module):
         in_channels: image channels (1 for MRI/CT).
         out_channels: segmentation classes, background included (0: no head, features only).
         channels: channels per level, top to bottom; len(channels) levels, L - 1 down-samplings.
+        out_width: channels of the full-resolution output map ``out``. 0: the last decoder map
+            (channels[0]) upsampled bilinearly, no parameters; > 0: upsampled, then a 3x3 conv
+            block to ``out_width`` channels (Pix2Rep's wide output map: 1024 in the paper).
 
     Shapes: input (B, in, H, W) with H, W divisible by 2**L; output (B, out, H, W).
 
@@ -47,11 +50,14 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 4,
-                 channels: tuple[int, ...] = DEFAULT_CHANNELS) -> None:
+                 channels: tuple[int, ...] = DEFAULT_CHANNELS, out_width: int = 0) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"UNet needs at least 2 levels, got channels={channels}")
+        if out_width < 0:
+            raise ValueError(f"out_width must be 0 (no output conv) or a number of channels, got {out_width}")
         self.channels = tuple(channels)
+        self.out_width = out_width
         self.encoder = nn.ModuleList()
         for i, (cin, cout) in enumerate(zip((in_channels,) + self.channels[:-1], self.channels)):
             block = [conv_block(cin, cout, stride=2)] + ([conv_block(cout, cout)] if i >= 2 else [])
@@ -62,14 +68,16 @@ class UNet(nn.Module):
             self.up.append(Convolution(2, cdeep, cskip, strides=2, kernel_size=3, norm="batch",
                                        act="relu", is_transposed=True))
             self.decoder.append(conv_block(2 * cskip, cskip))
-        # bilinear, not a transposed conv: a full-resolution conv would cost ~40 % of a CPU step
-        self.final = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.head = segmentation_head(channels[0], out_channels) if out_channels > 0 else nn.Identity()
+        # bilinear, not a transposed conv: a full-resolution conv costs a large share of a CPU step,
+        # so it is there only when a wide output map is asked for
+        upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.final = upsample if out_width == 0 else nn.Sequential(upsample, conv_block(channels[0], out_width))
+        self.head = segmentation_head(self.feature_channels, out_channels) if out_channels > 0 else nn.Identity()
 
     @property
     def feature_channels(self) -> int:
-        """Channels of the last decoder map (the input of the head)."""
-        return self.channels[0]
+        """Channels of the full-resolution output map ``out`` (the input of the head)."""
+        return self.out_width or self.channels[0]
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder maps, finest first: [(B, c0, H/2, W/2), ..., (B, c_{L-1}, H/2**L, W/2**L)]."""
@@ -84,12 +92,12 @@ class UNet(nn.Module):
         return feats
 
     def decode(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Decoder maps, coarsest first; the last one is full resolution (B, c0, H, W)."""
+        """Decoder maps, coarsest first; the last one is the full-resolution output (B, C_out, H, W)."""
         x, out = feats[-1], []
         for up, block, skip in zip(self.up, self.decoder, feats[-2::-1]):
             x = block(torch.cat([up(x), skip], dim=1))  # (B, 2 c, h, w) -> (B, c, h, w)
             out.append(x)
-        out.append(self.final(x))  # (B, c0, H, W)
+        out.append(self.final(x))  # (B, out_width or c0, H, W)
         return out
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -32,6 +32,7 @@ from medkit.engine.loop import train_loop
 from medkit.engine.runs import new_run, open_run, read_json, write_json
 from medkit.errors import MedkitError
 from medkit.methods import build_method, method_config
+from medkit.methods.registry import ADDED_LATER
 from medkit.methods.base import Batch, Method
 
 
@@ -232,7 +233,8 @@ def read_params(run_dir: str | Path) -> dict:
 
 def _method_of(run_dir: str | Path, params: dict) -> Method:
     """A fresh method with the config of a run's ``params.json`` (lists back to tuples)."""
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in params["config"].items()}
+    written = {k: tuple(v) if isinstance(v, list) else v for k, v in params["config"].items()}
+    cfg = {**ADDED_LATER.get(params["method"], {}), **written}
     try:
         return build_method(params["method"], cfg)
     except MedkitError as e:

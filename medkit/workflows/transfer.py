@@ -17,8 +17,15 @@ from medkit.workflows.fewlabel import PARAMS_SCHEMA, run_few_label
 from medkit.workflows.pretrain import load_pretrained, read_params
 
 
+def architecture(checkpoint: str | Path) -> tuple[tuple[int, ...], int]:
+    """(channels, out_width) of the U-Net of a finished pretraining run folder."""
+    config = read_params(checkpoint)["config"]
+    return tuple(config.get("channels", DEFAULT_CHANNELS)), int(config.get("out_width", 0))
+
+
 def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str], eval_protocol: str,
-                   out: str | Path, cfg: TrainConfig, transfer: str = "all", **kwargs) -> dict:
+                   out: str | Path, cfg: TrainConfig, transfer: str = "all",
+                   like: tuple[tuple[int, ...], int] = (DEFAULT_CHANNELS, 0), **kwargs) -> dict:
     """Few-label evaluation of a pretraining run folder (or ``"random"`` for random init).
 
     Args:
@@ -27,6 +34,9 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
             ``"consistency"`` (IDEAL's two decoders).
         transfer: ``"all"`` or ``"encoder"`` (:func:`~medkit.eval.probes.segmentation_model`); random
             initialisation has nothing to transfer and records ``"all"``.
+        like: (channels, out_width) of the random-initialisation network (``checkpoint`` "random"), so
+            that it has the architecture of the pretrained one it is compared with
+            (:func:`architecture`); a wide output map is recorded as ``out_width`` in params.json.
         kwargs: passed to :func:`~medkit.workflows.fewlabel.run_few_label` (image_size, crop, frames, ...).
     """
     if eval_protocol not in PROTOCOLS:
@@ -35,6 +45,10 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         raise MedkitError(f"--transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
     if str(checkpoint) == "random":
         net, source = None, {"checkpoint": "random", "method": "random"}
+        if tuple(like[0]) != tuple(DEFAULT_CHANNELS):
+            source["channels"] = list(like[0])
+        if like[1]:
+            source["out_width"] = like[1]
     else:
         method = load_pretrained(checkpoint)
         pre = read_params(checkpoint)
@@ -43,7 +57,7 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
     transfer = transfer if net is not None else "all"
     return run_few_label(data, labelled, out, cfg,
-                         lambda n: segmentation_model(net, n, eval_protocol, transfer=transfer),
+                         lambda n: segmentation_model(net, n, eval_protocol, tuple(like[0]), transfer, like[1]),
                          {"command": "evaluate", "eval_protocol": eval_protocol, "transfer": transfer, **source},
                          **kwargs)
 
@@ -56,7 +70,8 @@ def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: 
     under the same protocols, labelled combinations and seeds (notebook 03 and its studies).
 
     Args:
-        pretrained: a finished pretraining run folder of ``method``.
+        pretrained: a finished pretraining run folder of ``method``; the random-initialisation
+            settings get its architecture (channels, output width).
         protocols: e.g. ``["linear", "finetune"]``.
         out: one sub-folder per setting, ``eval_<init>_<protocol>`` (resumed when it exists).
         transfer: what of the pretrained U-Net fine-tuning starts from (:func:`run_evaluation`); the
@@ -80,7 +95,8 @@ def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: 
     for name, (init, ckpt, protocol) in settings.items():
         folder = Path(baseline_dir if init == "random" and baseline_dir else out) / f"eval_{init}_{protocol}"
         loads = transfer if init != "random" and protocol != "linear" else "all"  # a probe reads the whole net
-        run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, transfer=loads, **kwargs)
+        run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, transfer=loads,
+                       like=architecture(pretrained), **kwargs)
         table = pd.read_csv(folder / "results.csv", dtype={"k": str})
         table["setting"], table["init"], table["protocol"] = name, init, protocol
         tables.append(table)
@@ -100,8 +116,8 @@ def load_few_label_model(run_dir: str | Path, sub: str, n_classes: int) -> torch
         from medkit.models import build_model
         net = build_model(params["model"], n_classes)
     else:
-        channels = DEFAULT_CHANNELS
+        channels, out_width = tuple(params.get("channels", DEFAULT_CHANNELS)), int(params.get("out_width", 0))
         if params.get("checkpoint") not in (None, "random"):
-            channels = tuple(read_params(params["checkpoint"])["config"]["channels"])
-        net = segmentation_model(None, n_classes, params["eval_protocol"], channels)
+            channels, out_width = architecture(params["checkpoint"])
+        net = segmentation_model(None, n_classes, params["eval_protocol"], channels, out_width=out_width)
     return load_weights(net, path, f"the network of {run}").eval()

@@ -64,3 +64,28 @@ def test_command_line_choices_match_the_library():
     from medkit import cli
     from medkit.eval.probes import PROTOCOLS, TRANSFERS
     assert cli.EVAL_PROTOCOLS == PROTOCOLS and cli.TRANSFERS == TRANSFERS
+
+
+def test_wide_output_map_reaches_every_model():
+    """A U-Net with a wide full-resolution output (Pix2Rep's out_width) keeps it in the linear probe's
+    hypercolumn, the fine-tuned network and the random baseline built like it."""
+    net = UNet(1, 0, (8, 16, 32), out_width=12)
+    x = torch.rand(2, 1, 32, 32)
+    assert net.features(x)["out"].shape == (2, 12, 32, 32) and net.feature_channels == 12
+    probe = segmentation_model(net, 4, "linear")
+    assert probe.head.in_channels == (8 + 16 + 32) + (8 + 16) + 12  # encoder + decoder + the wide output
+    assert probe(x).shape == (2, 4, 32, 32)
+    with torch.no_grad():
+        net.final[1].conv.weight.fill_(0.25)
+    whole = segmentation_model(net, 3, "finetune")
+    assert torch.all(whole.final[1].conv.weight == 0.25) and whole.head.in_channels == 12
+    assert whole(x).shape == (2, 3, 32, 32)
+    torch.manual_seed(5)
+    like = segmentation_model(None, 3, "finetune", (8, 16, 32), out_width=12)
+    torch.manual_seed(5)
+    enc_only = segmentation_model(net, 3, "finetune", transfer="encoder")
+    assert torch.equal(enc_only.final[1].conv.weight, like.final[1].conv.weight)  # as the random baseline's
+    assert segmentation_model(net, 3, "consistency")(x).shape == (2, 3, 32, 32)
+    assert UNet(1, 0, (8, 16, 32)).final.__class__.__name__ == "Upsample"  # out_width 0: no parameters
+    with pytest.raises(ValueError, match="out_width"):
+        UNet(1, 0, (8, 16, 32), out_width=-1)

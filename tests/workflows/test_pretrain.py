@@ -145,3 +145,28 @@ def test_watch_looks_only_at_the_first_steps_of_each_term():
         for step in range(10, 20):
             watch2(step, {"local": torch.tensor(0.1 if step >= 12 else 2.0)})
     assert watch2.found["local"]["step"] == 12
+
+
+def test_pix2rep_trains_its_wide_output_map(tmp_path):
+    """The pixel loss reaches the full-resolution conv block of out_width channels (one step moves
+    it); a run written before out_width existed (no such key in params.json) reads back as before."""
+    from medkit.methods.base import Batch
+    torch.manual_seed(0)
+    m = build_method("pix2rep", {**TINY, "pixels": 64, "out_width": 12})
+    assert m.net.feature_channels == 12 and m.projector[0].in_channels == 12
+    before = m.net.final[1].conv.weight.detach().clone()
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    batch = Batch(torch.rand(4, 1, 64, 64), torch.zeros(4, dtype=torch.long), torch.arange(4))
+    loss = sum(m.loss(batch, torch.Generator().manual_seed(0), 0).values())
+    opt.zero_grad()
+    loss.backward()
+    assert m.net.final[1].conv.weight.grad.abs().sum() > 0
+    opt.step()
+    assert not torch.equal(m.net.final[1].conv.weight, before)
+    cfg = TrainConfig(steps=2, batch_size=4, val_every=0, ckpt_every=2, seed=0)
+    old = pretrain("pix2rep", "phantom", tmp_path / "old", cfg, {**TINY, "pixels": 64, "out_width": 0},
+                   image_size=64, progress=False)
+    params = json.loads((old / "params.json").read_text())
+    del params["config"]["out_width"]
+    (old / "params.json").write_text(json.dumps(params))
+    assert load_pretrained(old).net.out_width == 0

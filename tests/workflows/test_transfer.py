@@ -39,3 +39,21 @@ def test_evaluate_settings_pairs_each_protocol_with_random_init(tmp_path):
     again, _ = evaluate_settings(pre, "simclr", "phantom", [1], ["linear"], tmp_path, cfg, baseline=False,
                                  image_size=32, combos=1, progress=False)  # finished settings are read back
     assert set(again["setting"]) == {"simclr, linear"}
+
+
+def test_random_baseline_has_the_pretrained_networks_architecture(tmp_path):
+    """Random initialisation is compared like for like: the channels and the wide output map of the
+    pretrained U-Net (Pix2Rep's out_width) are built into the baseline and recorded in its params."""
+    from medkit.engine.config import TrainConfig
+    from medkit.workflows.pretrain import pretrain
+    from medkit.workflows.transfer import evaluate_settings, load_few_label_model
+    cfg = TrainConfig(steps=2, batch_size=4, val_every=0, ckpt_every=2, device="cpu")
+    pre = pretrain("pix2rep", "phantom", tmp_path / "p", cfg, {"channels": (8, 16, 32), "pixels": 32, "out_width": 12},
+                   image_size=32, progress=False)
+    _, folders = evaluate_settings(pre, "pix2rep", "phantom", [1], ["finetune"], tmp_path, cfg,
+                                   image_size=32, combos=1, progress=False)
+    params = json.loads((folders["random, finetune"] / "params.json").read_text())
+    assert params["channels"] == [8, 16, 32] and params["out_width"] == 12
+    for setting in ("random, finetune", "pix2rep, finetune"):
+        net = load_few_label_model(folders[setting], "k1_c1", 4)
+        assert net.out_width == 12 and net.channels == (8, 16, 32)
