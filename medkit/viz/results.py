@@ -45,30 +45,6 @@ def prediction_figure(models: dict[str, nn.Module], data: SliceSet, case: int = 
     return fig
 
 
-def ablation_plot(per_run: pd.DataFrame, x: str, hue: str | None = None, title: str = "",
-                  order: list | None = None) -> Figure:
-    """One panel per label budget k: bars are the mean over seeds of each run's mean Dice, error bars
-    the std over seeds, dots the individual seeds (``per_run`` from :func:`medkit.workflows.ablations.per_seed`)."""
-    ks = list(dict.fromkeys(per_run["k"]))
-    fig, axes = plt.subplots(1, len(ks), figsize=(3.6 * len(ks) + 1, 3.6), squeeze=False, sharey=True)
-    for ax, k in zip(axes[0], ks):
-        part = per_run[per_run["k"] == k]
-        order_k = [o for o in order if o in set(part[x])] if order else None
-        sns.barplot(data=part, x=x, y="dice_mean", hue=hue, errorbar="sd", ax=ax, alpha=0.7, order=order_k)
-        sns.stripplot(data=part, x=x, y="dice_mean", hue=hue, dodge=hue is not None, ax=ax, color="k",
-                      size=4, legend=False, order=order_k)
-        ax.set_title(f"k = {k}")
-        ax.set_xlabel("")
-        ax.tick_params(axis="x", rotation=30)
-        if ax is not axes[0][0] and ax.get_legend() is not None:
-            ax.get_legend().remove()
-    axes[0][0].set_ylabel("3D Dice (mean over volumes)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def paired_plot(pairs: pd.DataFrame, summary: pd.DataFrame, metric: str = "dice_mean", title: str = "") -> Figure:
     """Paired differences B - A, one panel per label budget k and one column per comparison: grey
     dots are the (combination, seed) pairs, the black marker their mean with its 95 % bootstrap

@@ -106,32 +106,6 @@ def results_for(study_dir: str | Path, **filters) -> tuple[pd.DataFrame, str]:
     return chosen, ""
 
 
-def verdicts(table: pd.DataFrame, what: str) -> list[str]:
-    """One sentence per label budget k of an :func:`over_seeds` table: the best and the worst
-    setting, their gap, and whether the gap exceeds the largest spread (std) over seeds, the only
-    case in which the table supports an ordering."""
-    lines = []
-    for k, part in table.groupby(level="k", sort=False):
-        part = part.droplevel("k").sort_values("mean", ascending=False)
-        best, worst = part.iloc[0], part.iloc[-1]
-        gap = best["mean"] - worst["mean"]
-        if part["count"].min() > 1:
-            spread = part["std"].max()
-            verdict = ("larger than the largest spread over seeds" if gap > spread else
-                       "within the spread over seeds: not a difference at this scale")
-        else:
-            verdict = "one seed only, so the spread is unknown"
-        lines.append(f"k={k}: best {what} {_setting(part.index[0], best)}; worst {_setting(part.index[-1], worst)}; "
-                     f"gap {gap:.3f}, {verdict}.")
-    return lines
-
-
-def _setting(name, row: pd.Series) -> str:
-    label = name if isinstance(name, str) else " / ".join(map(str, name))
-    seeds = f" ± {row['std']:.3f} ({int(row['count'])} seeds)" if row["count"] > 1 else " (1 seed)"
-    return f"{label} {row['mean']:.3f}{seeds}"
-
-
 def _run_dirs(study: Path) -> list[Path]:
     return sorted(p for p in study.iterdir() if p.is_dir()) if study.is_dir() else []
 

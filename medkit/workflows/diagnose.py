@@ -34,7 +34,7 @@ from medkit.engine.runs import new_run, read_json, save_figure, write_json  # no
 from medkit.errors import MedkitError  # noqa: E402
 from medkit.viz import embeddings as ve  # noqa: E402
 from medkit.viz import spectra as vs  # noqa: E402
-from medkit.workflows.pretrain import load_pretrained, read_params  # noqa: E402
+from medkit.workflows.pretrain import load_run  # noqa: E402
 
 
 def measures(z: torch.Tensor) -> dict[str, float]:
@@ -60,15 +60,14 @@ def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: 
     names = [Path(c).name for c in cks]
     if len(set(names)) != len(names):
         raise MedkitError(f"--checkpoint folders must have distinct names, got {', '.join(names)}")
-    pretrained = [(load_pretrained(ck), read_params(ck)) for ck in cks]  # each checked before writing
+    pretrained = [load_run(ck) for ck in cks]  # each checked before writing
     dev = pick_device(device)
-    data_of = {}
-    for _, pre in pretrained:
+    data_of, inputs = {}, []
+    for (m, pre), ck in zip(pretrained, cks):  # one data set per (size, crop, frames, seed) of the runs
         key = (pre["image_size"], pre["crop"], pre["frames"], pre["seed"])
         if key not in data_of:
             data_of[key] = load_dataset(data, image_size=key[0], crop=key[1], frames=key[2], seed=key[3])
-    inputs = [(m, pre, data_of[(pre["image_size"], pre["crop"], pre["frames"], pre["seed"])], Path(ck))
-              for (m, pre), ck in zip(pretrained, cks)]
+        inputs.append((m, pre, data_of[key], Path(ck)))
     params = {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks], "data": str(data),
               "max_n": max_n}
     with new_run(out, params, resume=resume) as run:

@@ -241,12 +241,17 @@ def _method_of(run_dir: str | Path, params: dict) -> Method:
         raise MedkitError(f"{Path(run_dir) / 'params.json'}: {e}") from None
 
 
-def load_pretrained(run_dir: str | Path) -> Method:
-    """The pretrained method of a finished pretraining run folder."""
+def load_run(run_dir: str | Path) -> tuple[Method, dict]:
+    """The pretrained method of a finished pretraining run folder and its checked ``params.json``."""
     params = read_params(run_dir)
     m = _method_of(run_dir, params)
     load_weights(m, Path(run_dir) / "model.pt", f"a {params['method']} with the config of its params.json")
-    return m.eval()
+    return m.eval(), params
+
+
+def load_pretrained(run_dir: str | Path) -> Method:
+    """The pretrained method of a finished pretraining run folder."""
+    return load_run(run_dir)[0]
 
 
 def random_twin(run_dir: str | Path, seed: int = 0) -> Method:

@@ -14,7 +14,7 @@ from medkit.errors import MedkitError
 from medkit.eval.probes import PROTOCOLS, TRANSFERS, segmentation_model
 from medkit.models.unet import DEFAULT_CHANNELS
 from medkit.workflows.fewlabel import PARAMS_SCHEMA, run_few_label
-from medkit.workflows.pretrain import load_pretrained, read_params
+from medkit.workflows.pretrain import load_run, read_params
 
 
 def architecture(checkpoint: str | Path) -> tuple[tuple[int, ...], int]:
@@ -50,8 +50,7 @@ def run_evaluation(checkpoint: str | Path, data: str, labelled: list[int | str],
         if like[1]:
             source["out_width"] = like[1]
     else:
-        method = load_pretrained(checkpoint)
-        pre = read_params(checkpoint)
+        method, pre = load_run(checkpoint)
         if "image_size" in kwargs and pre.get("image_size") != kwargs["image_size"]:
             print(f"note: pretrained at image size {pre.get('image_size')}, evaluated at {kwargs['image_size']}")
         net, source = method.net, {"checkpoint": str(Path(checkpoint).resolve()), "method": pre["method"]}
