@@ -13,17 +13,22 @@ from medkit.data.slices import SliceSet
 from medkit.viz.volumes import overlay
 
 
-def dice_plot(table: pd.DataFrame, hue: str = "setting") -> Figure:
-    """Mean Dice per test volume against the label budget k, one colour per ``hue`` value; the
-    bars are means and the error bars the spread (std) over test volumes and combinations."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    sns.barplot(data=table, x="k", y="dice_mean", hue=hue, errorbar="sd", ax=ax)
+def _dice_axes(fig: Figure, ax: plt.Axes) -> Figure:
+    """Dice against the label budget: axis labels, the [0, 1] range and the legend."""
     ax.set_xlabel("labelled volumes k")
     ax.set_ylabel("3D Dice (mean of classes)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def dice_plot(table: pd.DataFrame, hue: str = "setting") -> Figure:
+    """Mean Dice per test volume against the label budget k, one colour per ``hue`` value; the
+    bars are means and the error bars the spread (std) over test volumes and combinations."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    sns.barplot(data=table, x="k", y="dice_mean", hue=hue, errorbar="sd", ax=ax)
+    return _dice_axes(fig, ax)
 
 
 @torch.no_grad()
@@ -87,9 +92,4 @@ def calibration_plot(table: pd.DataFrame, real: str, tolerance: float) -> Figure
         ax.errorbar(x + dx, table[f"{side}_dice"], yerr=table[f"{side}_sd_combinations"], fmt="o-", capsize=4,
                     color=colour, label=side)
     ax.set_xticks(x, k)
-    ax.set_xlabel("labelled volumes k")
-    ax.set_ylabel("3D Dice (mean of classes)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
+    return _dice_axes(fig, ax)

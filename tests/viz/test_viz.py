@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -104,3 +105,15 @@ def test_offline_volume_viewer_redraws_on_every_control():
     assert fig.axes[0].get_images()[1].get_alpha() == 0.9
     plt.close(fig)
     assert isinstance(vv.view_volume(image, label), Figure)  # headless: the static cuts
+
+
+def test_calibration_plot_draws_both_sides_and_the_band():
+    import pandas as pd
+
+    from medkit.viz.results import calibration_plot
+    table = pd.DataFrame({"k": ["1", "2"], "phantom_dice": [0.5, 0.6], "phantom_sd_combinations": [0.05, 0.04],
+                          "acdc_dice": [0.55, 0.65], "acdc_sd_combinations": [0.03, 0.02]})
+    ax = calibration_plot(table, "acdc", 0.1).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["acdc ± 0.10", "phantom", "acdc"]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.45) and band.max() == pytest.approx(0.75)
