@@ -34,6 +34,11 @@ class ChaitanyaConfig:
     32 x 32 at 64 px, near the paper's 48 x 48). On the 1/4 map at 64 px (16 x 16) the 13 regions
     of 3 x 3 tile the whole map and the loss fell from 1.96 to 0.002 by step 25: a trivial task
     (the pretraining workflow warns about such terms). ``local_strategy="LD"`` is the L^D variant.
+    Transfer for fine-tuning: with the local stage the decoder is pretrained, so ``--transfer all``
+    (measured) starts from it. On ACDC at 64 px (10 pairs per k, G^D 500 steps + local 300,
+    ``papermill_runs/reference/acdc_chaitanya_ideal``): +0.018 [-0.001, +0.044] Dice over random at
+    k = 1, inside the noise, and +0.015 [+0.003, +0.031] at k = 2. ``encoder`` has not been measured
+    against it; the local stage was near-trivial at that size (above), so its decoder is a weak start.
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS

@@ -31,6 +31,12 @@ class IDEALConfig:
     Paper (GPU): ResNet-50 encoder, 1x1-conv dense head, Adam 1e-5 (other settings not verified).
     CPU demo default: the kit's U-Net encoder, dense head on encoder level ``feature_level`` (enc3: 1/16 of the
     input, 8 x 8 at 128 px), head 128 -> 128, momentum 0.99, temperature 0.2.
+    Transfer for fine-tuning: the dense loss reads an encoder map, so ``--transfer all`` and
+    ``encoder`` both start from the pretrained encoder and an untrained decoder. Measured on ACDC at
+    64 px with plain fine-tuning (10 pairs per k, ``papermill_runs/reference/acdc_chaitanya_ideal``):
+    -0.007 [-0.043, +0.009] Dice over random at k = 1 and +0.005 [-0.005, +0.025] at k = 2, both
+    inside the noise; the paper's two-decoder consistency fine-tuning (``--eval-protocol
+    consistency``) is not in the campaign yet.
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS
