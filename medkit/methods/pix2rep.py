@@ -44,6 +44,10 @@ class Pix2RepConfig:
     [+0.012, +0.058] Dice over random at k = 1 and +0.026 [+0.019, +0.041] at k = 2; the whole U-Net
     (its decoder barely uses the bottleneck) fine-tuned 0.054 below random at k = 1 (README, the
     earlier 5-combination table). That reference was measured with ``out_width=0`` (16-channel output).
+    With ``out_width=64`` (``papermill_runs/reference/acdc_pix2rep_wide``, k = 1, the same 10 pairs,
+    random initialisation of the same architecture): fine-tuning from the encoder -0.001 [-0.021,
+    +0.017], inside the noise, and the linear probe +0.080 [+0.056, +0.102] against the 16-channel
+    +0.164: at 800 CPU steps the wide map does not pay; the paper's 1024 channels train far longer.
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS

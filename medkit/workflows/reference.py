@@ -147,7 +147,13 @@ def load_reference(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
         provenance[study.name] = read_json(study / "provenance.json")
     if not paired:
         return pd.DataFrame(), pd.DataFrame(), {}
-    return pd.concat(diffs, ignore_index=True), pd.concat(paired, ignore_index=True), provenance
+    diffs, paired = pd.concat(diffs, ignore_index=True), pd.concat(paired, ignore_index=True)
+    # the same comparison in two studies (Pix2Rep with two output widths) must stay two columns
+    shared = paired.groupby("comparison")["study"].nunique()
+    for table in (diffs, paired):
+        again = table["comparison"].isin(shared[shared > 1].index)
+        table.loc[again, "comparison"] = table.loc[again, "comparison"] + " (" + table.loc[again, "study"] + ")"
+    return diffs, paired, provenance
 
 
 def provenance_line(name: str, prov: dict) -> str:

@@ -43,3 +43,8 @@ def test_export_writes_pair_scores_paired_table_and_provenance(tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["commit"] == "abc123+dirty" and prov["wall_seconds"] == 7.0 and prov["run_seconds"] == 12.5
     assert prov["workers"] == 2
+    # the same comparison committed by two studies stays two columns, each named by its study
+    diffs, summary, _ = load_reference(tmp_path)
+    assert set(summary["comparison"]) == {"pix, finetune - random, finetune (ref)",
+                                          "pix, finetune - random, finetune (ref3)"}
+    assert set(diffs["comparison"]) == set(summary["comparison"])
