@@ -47,15 +47,16 @@ def run_calibration(real: str, out: str | Path, cfg: TrainConfig, labelled: list
         raise MedkitError(f"--real {real}: no such folder (a Decathlon-layout data set, e.g. ../shared/data/acdc)")
     if Path(real).name == "phantom":
         raise MedkitError(f"--real {real}: a folder named 'phantom' would share the phantom's run folder; rename it")
-    sides = {"phantom": "phantom", Path(real).name: real}
-    for data in sides.values():  # both data sets and the label budgets are checked before any training
+    runs = calibration_runs(real, out)
+    sides = dict(zip(("phantom", real), runs.values()))  # data -> run folder
+    for data in sides:  # both data sets and the label budgets are checked before any training
         ds = load_dataset(data, image_size=image_size, seed=cfg.seed)
         for k in labelled:
             ds.split.combinations(k, combos)
-    for data, run in zip(sides.values(), calibration_runs(real, out).values()):
+    for data, run in sides.items():
         run_supervised(data, list(labelled), run, cfg, image_size=image_size, combos=combos, resume=resume,
                        progress=progress)
-    return calibration_table(calibration_runs(real, out))
+    return calibration_table(runs)
 
 
 def calibration_runs(real: str, out: str | Path) -> dict[str, Path]:

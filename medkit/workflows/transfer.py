@@ -91,11 +91,12 @@ def evaluate_settings(pretrained: str | Path, method: str, data: str, labelled: 
             settings[f"random, {protocol}"] = ("random", "random", protocol)
         settings[f"{method}, {protocol}"] = (method, pretrained, protocol)
     tables, folders = [], {}
+    like = architecture(pretrained)  # the random settings are built like the pretrained network
     for name, (init, ckpt, protocol) in settings.items():
         folder = Path(baseline_dir if init == "random" and baseline_dir else out) / f"eval_{init}_{protocol}"
         loads = transfer if init != "random" and protocol != "linear" else "all"  # a probe reads the whole net
         run_evaluation(ckpt, data, labelled, protocol, folder, cfg, resume=True, transfer=loads,
-                       like=architecture(pretrained), **kwargs)
+                       like=like, **kwargs)
         table = pd.read_csv(folder / "results.csv", dtype={"k": str})
         table["setting"], table["init"], table["protocol"] = name, init, protocol
         tables.append(table)
