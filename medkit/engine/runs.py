@@ -6,6 +6,7 @@ overwritten: it is resumed when its parameters match, and refused otherwise.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -149,6 +150,33 @@ def removed_on_failure(out: str | Path, remove: bool = True) -> Iterator[Path]:
             for p in out.iterdir():
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
         raise
+
+
+@contextmanager
+def exclusive(out: str | Path) -> Iterator[None]:
+    """One process at a time in run folder ``out``: a second process that resumes the same folder
+    (two studies run side by side sharing a random-initialisation baseline) waits here until the
+    first is done, then reads back what it finished instead of racing it. The lock is an advisory
+    ``flock`` on a file in the system's temporary folder named after ``out``'s absolute path, so
+    nothing is written beside the run; where ``fcntl`` is missing (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    key = hashlib.sha1(str(Path(out).resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "medkit-locks"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"{key}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{out}: another process is writing this run folder; waiting for it", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -56,7 +56,7 @@ def make_config(cls: type, overrides: dict | None = None):
 
 POSITIVE = ("channels", "proj_hidden", "proj_dim", "proj_dims", "queue", "temperature", "pixels", "n_regions",
             "region_size", "n_neg", "global_steps", "whitening_groups")
-NON_NEGATIVE = ("local_weight", "barlow_lambda", "chunk", "rotate")
+NON_NEGATIVE = ("local_weight", "barlow_lambda", "chunk", "rotate", "region_spacing")
 
 
 def check_ranges(cfg) -> None:

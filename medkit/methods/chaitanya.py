@@ -31,14 +31,21 @@ class ChaitanyaConfig:
     of 3 x 3 on a 1/4-resolution decoder map, 5 neighbours as negatives.
     CPU demo default: the kit's U-Net, pooled global head 256-256-128, the same losses; the
     local stage takes the steps after ``global_steps``, on the 1/2-resolution decoder map (dec0:
-    32 x 32 at 64 px, near the paper's 48 x 48). On the 1/4 map at 64 px (16 x 16) the 13 regions
-    of 3 x 3 tile the whole map and the loss fell from 1.96 to 0.002 by step 25: a trivial task
-    (the pretraining workflow warns about such terms). ``local_strategy="LD"`` is the L^D variant.
+    32 x 32 at 64 px, near the paper's 48 x 48).
+    L^l is a trivial task here: its two views are aligned intensity-only augmentations of one
+    slice, so region i of one view is nearly the same vector as region i of the other whatever
+    the layout. Measured on ACDC from the campaign's G^D encoder (batch 32, lr 1e-3), the loss
+    after 40 local steps against its chance value ln 11 = 2.40: 0.004 with the paper's layout at
+    64 px, 0.002 with touching regions (``region_spacing=3``), 0.002 and 0.002 at 128 px, 0.007
+    with 36 touching regions and 8 negatives at 128 px; the pretraining workflow warns about such
+    terms (``trivial_terms`` in its summary). L^D (``local_strategy="LD"``), whose positives
+    include region i of same-partition slices of other volumes, stays at 2.71 after 40 steps at
+    64 and at 128 px: a real task, and the campaign's choice.
     Transfer for fine-tuning: with the local stage the decoder is pretrained, so ``--transfer all``
-    (measured) starts from it. On ACDC at 64 px (10 pairs per k, G^D 500 steps + local 300,
-    ``papermill_runs/reference/acdc_chaitanya_ideal``): +0.018 [-0.001, +0.044] Dice over random at
-    k = 1, inside the noise, and +0.015 [+0.003, +0.031] at k = 2. ``encoder`` has not been measured
-    against it; the local stage was near-trivial at that size (above), so its decoder is a weak start.
+    starts from it (``papermill_runs/reference/acdc_chaitanya_ideal``, 10 pairs per k, 64 px,
+    G^D 500 steps + local 300). With L^D: +0.029 [+0.010, +0.048] Dice over random at k = 1 (9/10
+    pairs) and +0.019 [+0.008, +0.034] at k = 2; with the trivial L^l it was +0.018 [-0.001,
+    +0.044] at k = 1, inside the noise, and +0.015 [+0.003, +0.031] at k = 2.
     """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS
@@ -52,6 +59,7 @@ class ChaitanyaConfig:
     local_level: int = 0  # the decoder map dec{local_level}: 1/2**(level+1) resolution (paper: 1/4 of 192 px)
     n_regions: int = 13
     region_size: int = 3
+    region_spacing: int = 0  # pixels between neighbouring regions; 0: spread over the map (paper)
     n_neg: int = 5
     crop_scale: tuple[float, float] = (0.25, 0.6)  # "about half the image side"
 
@@ -78,6 +86,7 @@ class Chaitanya(Method):
 
     def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
         # global: the other 2B - 1 embeddings; local: the positive and n_neg neighbours in each view
+        # (L^D adds same-partition regions of other volumes: its chance is higher, this a lower bound)
         return {"global": math.log(2 * batch_size - 1), "local": math.log(2 * self.cfg.n_neg + 1)}
 
     def structured_batches(self) -> bool:
@@ -103,5 +112,5 @@ class Chaitanya(Method):
         ld = self.cfg.local_strategy == "LD"
         l_loss = chaitanya_local(maps[0], maps[1], self.cfg.n_regions, self.cfg.region_size, self.cfg.n_neg,
                                  self.cfg.temperature, batch.partition if ld else None,
-                                 batch.volume if ld else None)
+                                 batch.volume if ld else None, self.cfg.region_spacing or None)
         return {"loss": l_loss, "local": l_loss}

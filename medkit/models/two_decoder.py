@@ -2,8 +2,9 @@
 (Basak et al., ICASSP 2023).
 
 Decoder A is the U-Net's own (transposed-conv upsampling); decoder B upsamples bilinearly and
-then convolves. On a labelled batch both are trained with cross-entropy against the mask; on an
-unlabelled batch each decoder's hard prediction (stop-gradient) supervises the other
+then convolves. On a labelled batch both are trained against the mask (cross-entropy in the paper,
+Dice + cross-entropy in medkit as in its other fine-tuning); on an unlabelled batch each decoder's
+confident hard prediction (stop-gradient) supervises the other
 (:func:`medkit.losses.consistency.cross_consistency`, trained by
 :func:`medkit.engine.fit.fit_cross_consistency`). At test time the two softmax outputs are averaged.
 """

@@ -26,7 +26,7 @@ from medkit.data.datasets import DataConfig, Dataset, load_dataset
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import pick_device, seed_everything
 from medkit.engine.fit import fit_cross_consistency, fit_segmentation
-from medkit.engine.runs import new_run, read_json, write_json
+from medkit.engine.runs import exclusive, new_run, read_json, write_json
 from medkit.errors import MedkitError
 from medkit.eval.predict import evaluate
 from medkit.models import build_model
@@ -151,7 +151,7 @@ def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: Tr
     seeds = tuple(seeds) if seeds else (cfg.seed,)
     jobs = [(k, i, combo, seed) for k in labelled
             for i, combo in enumerate(ds.split.combinations(k, combos)) for seed in seeds]
-    with new_run(out, params, resume=resume) as run:
+    with exclusive(out), new_run(out, params, resume=resume) as run:  # a shared baseline folder: one writer
         return _train_all(ds, jobs, run, cfg, make_model, progress)
 
 

@@ -41,6 +41,18 @@ def test_chaitanya_local_matches_naive():
     assert float(ld) != pytest.approx(got)
 
 
+def test_region_grid_spacing_puts_touching_regions_at_the_centre():
+    spread = region_grid(32, 32, 13, 3)  # the paper's layout: a 4 x 4 grid over the whole map
+    assert int(spread.min()) == 0 and int(spread.max()) == 29
+    dense = region_grid(32, 32, 13, 3, spacing=3)  # touching regions: a 12 x 12 block in the middle
+    assert int(dense.min()) == 10 and int(dense.max()) == 19
+    gaps = torch.cdist(dense.float(), dense.float(), p=1)
+    assert float(gaps[gaps > 0].min()) == 3.0  # neighbours touch, none overlap
+    assert len({tuple(c) for c in dense.tolist()}) == 13
+    with pytest.raises(ValueError, match="too small"):
+        region_grid(10, 10, 13, 3, spacing=3)
+
+
 def test_medmoco_local_matches_naive():
     """The pure loss on (B, R, C) region embeddings against a loop over anchors."""
     torch.manual_seed(0)
@@ -121,3 +133,14 @@ def test_cross_consistency():
     assert l1.grad.abs().sum() > 0 and l2.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         cross_consistency(l1, l2, m[:, :2])
+    # a confidence threshold: only pixels where the other decoder is sure supervise
+    c1, c2 = l1.softmax(1).amax(1), l2.softmax(1).amax(1)
+    t = float(c2.median())
+    l1.grad = l2.grad = None
+    masked = cross_consistency(l1, l2, threshold=t)
+    ce1 = F.cross_entropy(l1, l2.argmax(1), reduction="none")
+    ce2 = F.cross_entropy(l2, l1.argmax(1), reduction="none")
+    torch.testing.assert_close(masked, (ce1 * (c2 >= t)).mean() + (ce2 * (c1 >= t)).mean())
+    masked.backward()
+    unsure = (c2 < t) & (c1 < t)  # neither decoder is sure: no gradient reaches either there
+    assert unsure.any() and l1.grad.abs().sum(1)[unsure].max() == 0 and l2.grad.abs().sum(1)[unsure].max() == 0

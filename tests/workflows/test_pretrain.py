@@ -16,6 +16,7 @@ from medkit.workflows.pretrain import load_pretrained, pretrain
 
 TINY = {"channels": (8, 16, 32, 64)}
 CASES = [("simclr", {}), ("chaitanya", {"strategy": "GD"}), ("chaitanya", {"local": True, "global_steps": 2}),
+         ("chaitanya", {"local": True, "local_strategy": "LD", "region_spacing": 3, "global_steps": 2}),
          ("moco_v2", {"queue": 32}), ("med_moco", {"queue": 32, "n_regions": 4}),
          ("pix2rep", {"pixels": 64}), ("pix2rep", {"loss": "barlow", "pixels": 64}), ("ideal", {"feature_level": 2}),
          ("pix2rep", {"pixels": 64, "chunk": 16}), ("ideal", {"feature_level": 1, "chunk": 32})]
