@@ -25,22 +25,22 @@ import torch.nn.functional as F
 from medkit.losses._masked import masked_contrastive
 
 
-def region_grid(h: int, w: int, n_regions: int = 13, size: int = 3, spacing: int | None = None) -> torch.Tensor:
+def region_grid(h: int, w: int, n_regions: int = 13, size: int = 3, spacing: int = 0) -> torch.Tensor:
     """Top-left corners (n_regions, 2) as (row, col) of r x r regions: the n_regions cells of a
     k x k grid (k = ceil(sqrt(n))) closest to the centre of an h x w map.
 
-    ``spacing=None`` spreads the grid over the whole map (Chaitanya et al.'s layout); an integer
-    puts neighbouring cells ``spacing`` pixels apart around the centre (``spacing = size``: regions
+    ``spacing=0`` spreads the grid over the whole map (Chaitanya et al.'s layout); a positive one
+    puts neighbouring cells that many pixels apart around the centre (``spacing = size``: regions
     that touch, so that a region's nearest negatives show the tissue just beside it)."""
     k = math.ceil(math.sqrt(n_regions))
-    if spacing is None:
+    if spacing == 0:
         if h < size + k - 1 or w < size + k - 1:  # regions may overlap on small maps, never coincide
             raise ValueError(f"a {h}x{w} map is too small for {n_regions} regions of {size}x{size}")
         ys = torch.linspace(0, h - size, k).round().long()
         xs = torch.linspace(0, w - size, k).round().long()
     else:
         extent = spacing * (k - 1) + size  # the grid's side in pixels
-        if spacing < 1 or h < extent or w < extent:
+        if spacing < 0 or h < extent or w < extent:
             raise ValueError(f"a {h}x{w} map is too small for a {k}x{k} grid of {size}x{size} regions "
                              f"{spacing} pixels apart (needs {extent}x{extent})")
         ys = (h - extent) // 2 + spacing * torch.arange(k)
@@ -59,7 +59,7 @@ def pool_regions(fmap: torch.Tensor, corners: torch.Tensor, size: int) -> torch.
 
 def chaitanya_local(f1: torch.Tensor, f2: torch.Tensor, n_regions: int = 13, size: int = 3,
                     n_neg: int = 5, temperature: float = 0.1, partition: torch.Tensor | None = None,
-                    volume: torch.Tensor | None = None, spacing: int | None = None) -> torch.Tensor:
+                    volume: torch.Tensor | None = None, spacing: int = 0) -> torch.Tensor:
     """Chaitanya et al.'s local loss L^l (or L^D when ``partition`` and ``volume`` are given).
 
     Args:
@@ -69,7 +69,7 @@ def chaitanya_local(f1: torch.Tensor, f2: torch.Tensor, n_regions: int = 13, siz
         temperature: t (paper: 0.1).
         partition, volume: (B,) for L^D: region i of same-partition slices of other volumes are
             positives too.
-        spacing: pixels between neighbouring regions (None: spread over the map; :func:`region_grid`).
+        spacing: pixels between neighbouring regions (0: spread over the map; :func:`region_grid`).
     """
     if f1.ndim != 4 or f1.shape != f2.shape:
         raise ValueError(f"chaitanya_local: expected two (B, C, H, W) maps of the same shape, got "

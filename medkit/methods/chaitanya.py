@@ -112,5 +112,5 @@ class Chaitanya(Method):
         ld = self.cfg.local_strategy == "LD"
         l_loss = chaitanya_local(maps[0], maps[1], self.cfg.n_regions, self.cfg.region_size, self.cfg.n_neg,
                                  self.cfg.temperature, batch.partition if ld else None,
-                                 batch.volume if ld else None, self.cfg.region_spacing or None)
+                                 batch.volume if ld else None, self.cfg.region_spacing)
         return {"loss": l_loss, "local": l_loss}
