@@ -14,23 +14,15 @@ A method is an ``nn.Module`` with:
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import torch
 from torch import nn
 
+from medkit.data.batches import Batch
 from medkit.data.views import ViewConfig
 from medkit.errors import MedkitError
 from medkit.models.unet import UNet
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Unlabelled slices: images (B, 1, H, W), partition (B,), volume (B,) (case index)."""
-
-    images: torch.Tensor
-    partition: torch.Tensor
-    volume: torch.Tensor
 
 
 def make_config(cls: type, overrides: dict | None = None):

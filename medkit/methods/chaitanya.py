@@ -17,7 +17,8 @@ import torch
 from medkit.data.views import INTENSITY_ONLY, ViewConfig, make_views
 from medkit.losses.local import chaitanya_local
 from medkit.losses.supcon import STRATEGIES, partition_contrastive
-from medkit.methods.base import Batch, Method, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import Method, unet
 from medkit.models.heads import projection_conv, projection_mlp
 from medkit.models.unet import DEFAULT_CHANNELS
 

@@ -18,7 +18,8 @@ from torch import nn
 from medkit.data.views import ViewConfig, make_views, warp_to_view
 from medkit.losses.chunked import dense_info_nce_chunked
 from medkit.losses.dense import dense_info_nce
-from medkit.methods.base import Batch, Method, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import Method, unet
 from medkit.models.heads import projection_conv
 from medkit.models.momentum import ema_update, momentum_copy
 from medkit.models.unet import DEFAULT_CHANNELS

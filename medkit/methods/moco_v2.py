@@ -22,7 +22,8 @@ from medkit.data.views import ViewConfig, make_views
 from medkit.errors import MedkitError
 from medkit.losses.infonce import moco_info_nce
 from medkit.losses.local import medmoco_local
-from medkit.methods.base import Batch, Method, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import Method, unet
 from medkit.models.heads import projection_mlp
 from medkit.models.momentum import Queue, ema_update, momentum_copy
 from medkit.models.unet import DEFAULT_CHANNELS

@@ -24,7 +24,8 @@ from medkit.data.views import ViewConfig, make_views, pixel_pairs
 from medkit.losses.barlow import barlow_twins
 from medkit.losses.chunked import nt_xent_chunked
 from medkit.losses.infonce import nt_xent
-from medkit.methods.base import Batch, Method, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import Method, unet
 from medkit.models.heads import projection_conv
 from medkit.models.unet import DEFAULT_CHANNELS
 

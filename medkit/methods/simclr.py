@@ -11,7 +11,8 @@ import torch
 
 from medkit.data.views import ViewConfig, make_views
 from medkit.losses.infonce import nt_xent
-from medkit.methods.base import Batch, Method, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import Method, unet
 from medkit.models.heads import projection_mlp
 from medkit.models.unet import DEFAULT_CHANNELS
 

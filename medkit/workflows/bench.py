@@ -31,7 +31,7 @@ from medkit.engine.loop import make_optimizer
 from medkit.engine.runs import check_below_folder
 from medkit.errors import MedkitError
 from medkit.methods import METHODS, build_method
-from medkit.methods.base import Batch
+from medkit.data.batches import Batch
 from medkit.models.unet import DEFAULT_CHANNELS
 
 

@@ -29,7 +29,8 @@ from medkit.data.views import make_views
 from medkit.engine.loop import make_optimizer
 from medkit.errors import MedkitError
 from medkit.methods import build_method
-from medkit.methods.base import Batch, unet
+from medkit.data.batches import Batch
+from medkit.methods.base import unet
 from medkit.workflows.bench import check_options, machine, paired_times
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from medkit.data.batches import BatchSampler
 from medkit.data.datasets import DataConfig, load_dataset
 from medkit.data.slices import SliceSet
 from medkit.diagnostics import collapsed_fraction, effective_rank_cov, rankme
@@ -33,54 +34,7 @@ from medkit.engine.runs import new_run, open_run, read_json, write_json
 from medkit.errors import MedkitError
 from medkit.methods import build_method, method_config
 from medkit.methods.registry import ADDED_LATER
-from medkit.methods.base import Batch, Method
-
-
-def partition_table(pool: SliceSet, n_partitions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slice indices of every (volume, partition) cell, padded: (n_volumes, S, max_count) and the
-    counts (n_volumes, S); a cell with no slice (a volume shorter than S) falls back to all the
-    volume's slices. Built once, so that structured batches are drawn without Python loops."""
-    def cell(c: int, p: int) -> torch.Tensor:
-        of_case = pool.case_index == c
-        idx = torch.nonzero(of_case & (pool.partition == p)).flatten()
-        return idx if len(idx) else torch.nonzero(of_case).flatten()
-    cells = [[cell(c, p) for p in range(n_partitions)] for c in range(len(pool.cases))]
-    width = max(len(cell) for row in cells for cell in row)
-    table = torch.zeros(len(cells), n_partitions, width, dtype=torch.long)
-    counts = torch.zeros(len(cells), n_partitions, dtype=torch.long)
-    for c, row in enumerate(cells):
-        for p, idx in enumerate(row):
-            table[c, p, :len(idx)] = idx
-            counts[c, p] = len(idx)
-    return table, counts
-
-
-def sample_batch(pool: SliceSet, batch_size: int, g: torch.Generator, structured: bool,
-                 n_partitions: int, table: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batch:
-    """A batch of unlabelled slices.
-
-    Args:
-        structured: m = batch_size // n_partitions volumes, one random slice from each of their
-            partitions (Chaitanya et al.'s batches); else uniformly random slices.
-        table: :func:`partition_table` of the pool (built here if not given).
-    """
-    if structured:
-        cells, counts = table if table is not None else partition_table(pool, n_partitions)
-        m = max(1, batch_size // n_partitions)
-        cases = torch.randperm(len(pool.cases), generator=g)[:m]  # (m,)
-        pick = (torch.rand(len(cases), n_partitions, generator=g) * counts[cases]).long()  # (m, S)
-        idx = cells[cases].gather(2, pick[:, :, None]).flatten()  # (m*S,) volume-major
-    else:
-        idx = torch.randint(len(pool), (batch_size,), generator=g)
-    return Batch(pool.images[idx], pool.partition[idx], pool.case_index[idx])
-
-
-def shard(batch: Batch, rank: int, world: int) -> Batch:
-    """This process's contiguous 1/world of a global batch (whole volumes for structured batches
-    when their number divides by world)."""
-    n = batch.images.shape[0] // world
-    sl = slice(rank * n, (rank + 1) * n)
-    return Batch(batch.images[sl], batch.partition[sl], batch.volume[sl])
+from medkit.methods.base import Method
 
 
 def collapse_monitor(method: Method, probe: torch.Tensor, device: torch.device,
@@ -175,8 +129,7 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
     with new_run(out, params, resume, opener=opener, remove=distributed.is_main()) as run:
         if (run / "model.pt").exists():
             return run
-        n_part = int(pool.partition.max()) + 1
-        table = partition_table(pool, n_part) if m.structured_batches() else None
+        sampler = BatchSampler(pool, cfg.batch_size, m.structured_batches(), rank, world)  # same in all processes
         probe = pool.images[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[:probe_size]]
         t0 = time.perf_counter()
         watch = TrivialTaskWatch(m.chance(cfg.batch_size // world, image_size), cfg.steps)
@@ -184,13 +137,8 @@ def pretrain(method: str, data: str, out: str | Path, cfg: TrainConfig, override
         m = net.module if net is not m else m  # (with SyncBatchNorm on CUDA)
 
         def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
-            b = sample_batch(pool, cfg.batch_size, g, m.structured_batches(), n_part, table)  # same in all processes
-            if world > 1:  # this process's shard, and its own augmentation stream
-                b = shard(b, rank, world)
-                g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=g)) + rank)
-            b = Batch(b.images.to(device, memory_format=memory_format(cfg.channels_last)), b.partition.to(device),
-                      b.volume.to(device))
-            terms = net(b, g, i)
+            b, g = sampler(g)
+            terms = net(b.to(device, memory_format(cfg.channels_last)), g, i)
             watch(i, terms)
             return terms
 

@@ -20,8 +20,7 @@ from medkit.data.augment import AugmentConfig
 from medkit.data.views import ViewConfig
 from medkit.engine import distributed
 from medkit.methods import build_method
-from medkit.methods.base import Batch
-from medkit.workflows.pretrain import shard
+from medkit.data.batches import Batch, shard
 
 FIXED = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotate=0.0, flip=False)
 V1 = ViewConfig(**FIXED, intensity=AugmentConfig(gamma=(1.0, 1.0), contrast=(1.0, 1.0), brightness=0.0, noise=0.0))

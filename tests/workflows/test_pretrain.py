@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import medkit.workflows.pretrain as pre
+from medkit.data.batches import partition_table, sample_batch
 from medkit.data.datasets import load_dataset
 from medkit.engine.config import TrainConfig
 from medkit.errors import MedkitError
@@ -80,7 +81,7 @@ def test_loss_decreases_on_a_phantom_batch(name, over):
     pool = ds.part("pool")
     torch.manual_seed(0)
     m = build_method(name, {**TINY, **over})
-    batch = pre.sample_batch(pool, 16, torch.Generator().manual_seed(0), m.structured_batches(), 4)
+    batch = sample_batch(pool, 16, torch.Generator().manual_seed(0), m.structured_batches(), 4)
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=2e-3)
     losses = []
     for step in range(8):
@@ -114,9 +115,9 @@ def test_pool_holds_no_test_patient():
 def test_structured_batches_take_one_slice_per_partition_of_distinct_volumes():
     ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
     pool = ds.part("pool")
-    table = pre.partition_table(pool, 4)
+    table = partition_table(pool, 4)
     for seed in range(5):
-        b = pre.sample_batch(pool, 16, torch.Generator().manual_seed(seed), True, 4, table)
+        b = sample_batch(pool, 16, torch.Generator().manual_seed(seed), True, 4, table)
         vol, part = b.volume.view(4, 4), b.partition.view(4, 4)  # 4 volumes x 4 partitions
         assert (vol == vol[:, :1]).all() and len(set(vol[:, 0].tolist())) == 4
         assert (part == torch.arange(4)).all()
@@ -151,7 +152,7 @@ def test_watch_looks_only_at_the_first_steps_of_each_term():
 def test_pix2rep_trains_its_wide_output_map(tmp_path):
     """The pixel loss reaches the full-resolution conv block of out_width channels (one step moves
     it); a run written before out_width existed (no such key in params.json) reads back as before."""
-    from medkit.methods.base import Batch
+    from medkit.data.batches import Batch
     torch.manual_seed(0)
     m = build_method("pix2rep", {**TINY, "pixels": 64, "out_width": 12})
     assert m.net.feature_channels == 12 and m.projector[0].in_channels == 12
