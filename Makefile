@@ -43,3 +43,9 @@ browser-test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Mutation check of the paired statistics: each patch in tests/mutants/ (a plausible mistake in
+# medkit/eval/paired.py or verdicts.py) is applied to a temporary copy and must fail a test in tests/eval.
+.PHONY: mutants
+mutants: $(STAMP)
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) tests/mutants/run_mutants.py

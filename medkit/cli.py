@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import sys
 import time
 from dataclasses import fields, replace
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from medkit.data.datasets import DataConfig
 from medkit.engine.config import TrainConfig
+from medkit.engine.spec import RunSpec
 from medkit.errors import MedkitError
 from medkit.workflows import schedules
 
@@ -77,10 +79,17 @@ def _schedule(a: argparse.Namespace, base: TrainConfig) -> TrainConfig:
     return replace(base, **given)
 
 
-def _data(a: argparse.Namespace) -> dict:
-    """The data options as keyword arguments of the workflows."""
-    return {"image_size": a.image_size if a.image_size is not None else DataConfig.image_size,
-            "crop": _crop(a.crop), "frames": a.frames or DataConfig.frames, "split": a.split or DataConfig.split}
+def _spec(a: argparse.Namespace, schedule: TrainConfig, method: str = "") -> RunSpec:
+    """The run spec of a training command: data (seeded like the schedule), schedule and method options."""
+    train = _schedule(a, schedule)
+    data = DataConfig(a.data, crop=_crop(a.crop), seed=train.seed,
+                      **_given(a, "image_size", "frames", "split", "pool_frames"))
+    return RunSpec(data, train, method, _sets(getattr(a, "set", None)))
+
+
+def _few(a: argparse.Namespace) -> FewLabelConfig:
+    from medkit.workflows.supervised import FewLabelConfig, parse_labelled
+    return FewLabelConfig(tuple(parse_labelled(a.labelled)), a.combos, _seeds(a.seeds))
 
 
 def _phantom(a: argparse.Namespace) -> int:
@@ -103,10 +112,10 @@ def _data_check(a: argparse.Namespace) -> int:
 
 
 def _supervised(a: argparse.Namespace) -> int:
-    from medkit.workflows.fewlabel import format_table, parse_labelled, run_supervised
+    from medkit.workflows.supervised import format_table, run_supervised
     t0 = time.perf_counter()
-    m = run_supervised(a.data, parse_labelled(a.labelled), a.out, _schedule(a, schedules.FEW_LABEL), model=a.model,
-                       combos=a.combos, seeds=_seeds(a.seeds), resume=a.resume, progress=not a.quiet, **_data(a))
+    m = run_supervised(_spec(a, schedules.FEW_LABEL), _few(a), a.out, model=a.model, resume=a.resume,
+                       progress=not a.quiet)
     print(format_table(m))
     print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
     return 0
@@ -116,20 +125,19 @@ def _pretrain(a: argparse.Namespace) -> int:
     from medkit.engine.distributed import is_main
     from medkit.workflows.pretrain import pretrain
     t0 = time.perf_counter()
-    run = pretrain(a.method, a.data, a.out, _schedule(a, schedules.PRETRAIN), _sets(a.set), resume=a.resume,
-                   progress=not a.quiet, pool_frames=a.pool_frames or DataConfig.pool_frames, **_data(a))
+    run = pretrain(_spec(a, schedules.PRETRAIN, a.method), a.out, resume=a.resume, progress=not a.quiet)
     if is_main():
         print(f"pretrained {a.method} in {time.perf_counter() - t0:.0f} s; run folder {run}")
     return 0
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    from medkit.workflows.fewlabel import format_table, parse_labelled
-    from medkit.workflows.transfer import run_evaluation
+    from medkit.workflows.supervised import format_table
+    from medkit.workflows.evaluate import Transfer, run_evaluation
     t0 = time.perf_counter()
-    m = run_evaluation(a.checkpoint, a.data, parse_labelled(a.labelled), a.eval_protocol, a.out,
-                       _schedule(a, schedules.FEW_LABEL), combos=a.combos, seeds=_seeds(a.seeds), resume=a.resume,
-                       progress=not a.quiet, **_given(a, "transfer"), **_data(a))
+    how = Transfer(a.eval_protocol, a.transfer or Transfer.transfer)
+    m = run_evaluation(a.checkpoint, _spec(a, schedules.FEW_LABEL), _few(a), how, a.out, resume=a.resume,
+                       progress=not a.quiet)
     print(format_table(m))
     print(f"wall time {time.perf_counter() - t0:.0f} s; results in {a.out}/metrics.json")
     return 0
@@ -161,7 +169,7 @@ def _diagnose(a: argparse.Namespace) -> int:
 def _calibrate(a: argparse.Namespace) -> int:
     from medkit.engine.runs import check_below_folder
     from medkit.workflows.calibrate import calibration_runs, export_calibration, format_calibration, run_calibration
-    from medkit.workflows.fewlabel import parse_labelled
+    from medkit.workflows.supervised import parse_labelled
     labelled = parse_labelled(a.labelled)
     if any(not isinstance(k, int) for k in labelled):
         raise MedkitError(f"--labelled {a.labelled}: give numbers of volumes (the two data sets differ in size)")
@@ -218,6 +226,36 @@ def _compare(a: argparse.Namespace) -> int:
     if a.out:
         print(f"table in {a.out}; per-pair differences beside it")
     return 0
+
+
+ALIASES = {"overrides": "--set"}  # library parameters whose flag is named otherwise
+
+
+def _flag_names(p: argparse.ArgumentParser) -> dict[str, str]:
+    """Each library parameter name (an option's dest) with its flag, over every command."""
+    out = dict(ALIASES)
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out.update(_flag_names(sub))
+        elif action.option_strings and action.option_strings[-1].startswith("--") and action.dest != "help":
+            out.setdefault(action.dest, next(o for o in action.option_strings if o.startswith("--")))
+    return out
+
+
+def as_flags(message: str, flags: dict[str, str]) -> str:
+    """A library error as the command line says it: the one place where parameter names become
+    flags. A name is translated where it opens the message (``batch_size 1 is too small``),
+    where it is followed by ``=`` (``combos=N`` -> ``--combos N``, ``resume=True`` -> ``--resume``),
+    and anywhere when it holds an underscore (no word of prose does), except as ``name:``, a field of
+    a file (``params.json: image_size: ...``)."""
+    def flag(m: re.Match) -> str:
+        name, eq = m.group(1), m.group(2)
+        field = message[m.end():m.end() + 1] == ":"
+        if name not in flags or field or not (m.start() == 0 or eq or "_" in name):
+            return m.group(0)
+        return flags[name] + (" " if eq == "=" else "")
+    return re.sub(r"(?<![\w./-])([a-z][a-z0-9_]*)\b(=True\b|=)?", flag, message)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -281,11 +319,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def parser() -> argparse.ArgumentParser:
+def _add_phantom(sub) -> None:
     from medkit.workflows.phantom import write_phantom
-    p = _Parser(prog="medkit", description="Self-supervised contrastive pretraining study kit.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     ph = sub.add_parser("phantom", help="write the synthetic phantom in the Decathlon layout")
     ph.add_argument("dir")
     ph.add_argument("--cases", type=int, help=f"subjects (default {_default(write_phantom, 'cases')})")
@@ -294,10 +329,14 @@ def parser() -> argparse.ArgumentParser:
     ph.add_argument("--size", type=int, help=f"in-plane size in pixels (default {_default(write_phantom, 'size')})")
     ph.set_defaults(func=_phantom)
 
+
+def _add_data_check(sub) -> None:
     dc = sub.add_parser("data-check", help="check a Decathlon folder; non-zero exit on problems")
     dc.add_argument("dir")
     dc.set_defaults(func=_data_check)
 
+
+def _add_supervised(sub) -> None:
     s = sub.add_parser("supervised", help="random-initialisation baseline on k labelled volumes")
     _data_options(s, split_alias=True)
     _run_options(s)
@@ -306,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="unet")
     s.set_defaults(func=_supervised)
 
+
+def _add_pretrain(sub) -> None:
     pt = sub.add_parser("pretrain", help="self-supervised pretraining of a method on the unlabelled pool")
     pt.add_argument("--method", required=True, help="simclr, chaitanya, moco_v2, med_moco, pix2rep, ideal")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
@@ -316,6 +357,8 @@ def parser() -> argparse.ArgumentParser:
     _schedule_options(pt, schedules.PRETRAIN)
     pt.set_defaults(func=_pretrain)
 
+
+def _add_evaluate(sub) -> None:
     ev = sub.add_parser("evaluate", help="linear probe or fine-tuning of a pretrained run on k labelled volumes")
     ev.add_argument("--checkpoint", required=True, help="a pretraining run folder, or 'random'")
     ev.add_argument("--eval-protocol", default="linear", choices=EVAL_PROTOCOLS, help="default linear")
@@ -330,12 +373,16 @@ def parser() -> argparse.ArgumentParser:
     _few_label_options(ev)
     ev.set_defaults(func=_evaluate)
 
+
+def _add_compare(sub) -> None:
     cp = sub.add_parser("compare", help="paired differences of few-label runs against the first (same pairs)")
     cp.add_argument("runs", nargs="+", metavar="RUN", help="finished supervised/evaluate run folders; the first "
                                                            "is the baseline A, each other one is a B")
     cp.add_argument("--out", help="CSV of the table (per-pair differences in <stem>_pairs.csv beside it)")
     cp.set_defaults(func=_compare)
 
+
+def _add_study(sub) -> None:
     st = sub.add_parser("study", help="run notebooks over a parameter grid with papermill")
     st.add_argument("file", help="a study YAML, e.g. papermill_runs/studies/demo.yaml")
     st.add_argument("--workers", type=int, help="runs in parallel (default: one at a time)")
@@ -347,6 +394,8 @@ def parser() -> argparse.ArgumentParser:
                          "nothing runs) or empty its folder and run it again")
     st.set_defaults(func=_study)
 
+
+def _add_bench(sub) -> None:
     bn = sub.add_parser("bench", help="throughput, overhead, memory and data-pipeline rate per method")
     bn.add_argument("--out", default="bench/results", help="path stem of the JSON and markdown outputs")
     bn.add_argument("--sizes", help="comma-separated image sizes (default: run_bench's)")
@@ -357,6 +406,8 @@ def parser() -> argparse.ArgumentParser:
                     help="time moco_v2 and simclr against the same steps built from lightly (needs lightly)")
     bn.set_defaults(func=_bench)
 
+
+def _add_diagnose(sub) -> None:
     dg = sub.add_parser("diagnose", help="collapse measures and figures of a pretraining run")
     dg.add_argument("--checkpoint", required=True, action="append",
                     help="a finished pretraining run folder (repeat to compare runs in one figure)")
@@ -369,6 +420,8 @@ def parser() -> argparse.ArgumentParser:
                                                         "(e.g. papermill_runs/reference/acdc_collapse, notebook 01)")
     dg.set_defaults(func=_diagnose)
 
+
+def _add_calibrate(sub) -> None:
     cb = sub.add_parser("calibrate", help="the supervised baseline on the phantom and on real data, same size "
                                           "and schedule (notebook 00's calibration table)")
     cb.add_argument("--real", required=True, help="a Decathlon folder to calibrate against (e.g. ../shared/data/acdc)")
@@ -381,15 +434,28 @@ def parser() -> argparse.ArgumentParser:
     _run_options(cb)
     _schedule_options(cb, schedules.FEW_LABEL)
     cb.set_defaults(func=_calibrate)
+
+
+COMMANDS = (_add_phantom, _add_data_check, _add_supervised, _add_pretrain, _add_evaluate, _add_compare, _add_study,
+            _add_bench, _add_diagnose, _add_calibrate)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per workflow, each added by its ``_add_<command>``."""
+    p = _Parser(prog="medkit", description="Self-supervised contrastive pretraining study kit.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     try:
         return args.func(args)
     except MedkitError as e:
-        print(f"medkit {args.command}: error: {e}", file=sys.stderr)
+        print(f"medkit {args.command}: error: {as_flags(str(e), _flag_names(p))}", file=sys.stderr)
         return 2
     except OSError as e:  # permission, not a directory, no space left: the file and the reason, one line
         where = f"{e.filename}: " if e.filename else ""

@@ -151,7 +151,7 @@ def _to_square(arr: np.ndarray, g: Geometry, fill: float) -> np.ndarray:
 def check_image_size(image_size: int) -> None:
     """Refuse a working size the networks cannot halve five times."""
     if image_size < 32 or image_size % 32:
-        raise MedkitError(f"--image-size must be a positive multiple of 32 (the networks halve it 5 times), "
+        raise MedkitError(f"image_size must be a positive multiple of 32 (the networks halve it 5 times), "
                           f"got {image_size}")
 
 
@@ -178,7 +178,7 @@ def make_slices(volumes: list[Volume], label_names: dict[int, str], image_size: 
     if n_partitions < 1:
         raise MedkitError(f"n_partitions must be at least 1, got {n_partitions}")
     if crop is not None and crop < 16:
-        raise MedkitError(f"--crop must be at least 16 native pixels, got {crop}")
+        raise MedkitError(f"crop must be at least 16 native pixels, got {crop}")
     imgs, labs, meta = [], [], {k: [] for k in ("case", "slice", "pos")}
     geoms, natives = [], []
     labelled = all(v.label is not None for v in volumes)

@@ -73,19 +73,19 @@ class Split:
                 the same n get the same combinations. None: the split's own only.
         """
         if n is not None and (not isinstance(n, int) or n < 1):
-            raise MedkitError(f"--combos must be a positive number of combinations, got {n!r}")
+            raise MedkitError(f"combos must be a positive number of combinations, got {n!r}")
         if k == "all":
             return (self.train,)
         if not isinstance(k, int) or k < 1:
-            raise MedkitError(f"--labelled takes positive integers or 'all', got {k!r}")
+            raise MedkitError(f"labelled takes positive integers or 'all', got {k!r}")
         if k > len(self.train):
-            raise MedkitError(f"--labelled {k}: only {len(self.train)} labelled training patients "
+            raise MedkitError(f"labelled {k}: only {len(self.train)} labelled training patients "
                               f"are available in split {self.name}")
         own = self.labelled.get(k, ())
         if n is None:
             if not own:
-                raise MedkitError(f"--labelled {k}: split {self.name} has no combinations of {k}; "
-                                  f"ask for some with --combos N")
+                raise MedkitError(f"labelled {k}: split {self.name} has no combinations of {k}; "
+                                  f"ask for some with combos=N")
             return own
         return (own + extra_combinations(self.train, k, n - len(own), exclude=own))[:n]
 
@@ -106,7 +106,7 @@ def extra_combinations(candidates: tuple[str, ...], k: int, n: int,
     pool = sorted(candidates)
     seen = {tuple(sorted(c)) for c in exclude}
     if math.comb(len(pool), k) - len(seen) < n:  # refuse at once rather than after a million draws
-        raise MedkitError(f"--combos: only {math.comb(len(pool), k)} distinct combinations of {k} of "
+        raise MedkitError(f"combos: only {math.comb(len(pool), k)} distinct combinations of {k} of "
                           f"{len(pool)} patients exist")
     rng = random.Random(EXTRA_SEED + k)
     out: list[tuple[str, ...]] = []
@@ -117,7 +117,7 @@ def extra_combinations(candidates: tuple[str, ...], k: int, n: int,
             out.append(combo)
             if len(out) == n:
                 return tuple(out)
-    raise MedkitError(f"--combos: only {len(out) + len(exclude)} distinct combinations of {k} of "
+    raise MedkitError(f"combos: only {len(out) + len(exclude)} distinct combinations of {k} of "
                       f"{len(pool)} patients could be drawn")
 
 
@@ -164,8 +164,8 @@ def split_for(patients: list[str] | tuple[str, ...], seed: int = 0, protocol: st
     is_acdc = set(_acdc(*_r(1, 100))) <= set(patients)
     if protocol == "acdc" or (protocol == "auto" and is_acdc):
         if not is_acdc:
-            raise MedkitError("--split acdc needs patients patient001 .. patient100 in the data")
+            raise MedkitError("split acdc needs patients patient001 .. patient100 in the data")
         return acdc_split()
     if protocol not in ("auto", "random"):
-        raise MedkitError(f"--split must be 'auto', 'acdc' or 'random', got {protocol!r}")
+        raise MedkitError(f"split must be 'auto', 'acdc' or 'random', got {protocol!r}")
     return random_split(patients, seed)

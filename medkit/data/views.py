@@ -41,10 +41,6 @@ class ViewConfig:
     intensity: AugmentConfig = AugmentConfig(gamma=(0.7, 1.4), contrast=(0.7, 1.3), brightness=0.3,
                                              noise=0.03)
 
-    @property
-    def spatial(self) -> bool:
-        return self.crop_scale != (1.0, 1.0) or self.rotate > 0 or self.flip
-
 
 INTENSITY_ONLY = ViewConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotate=0.0, flip=False)
 

@@ -57,7 +57,7 @@ def keeps_frame(case_id: str, frames: str) -> bool:
     """Whether ``frames`` (``"ed"``, ``"es"`` or ``"both"``) keeps case ``case_id``; cases without a
     ``_frameNN`` suffix are always kept."""
     if frames not in FRAMES:
-        raise MedkitError(f"--frames must be 'ed', 'es' or 'both', got {frames!r}")
+        raise MedkitError(f"frames must be 'ed', 'es' or 'both', got {frames!r}")
     m = _FRAME.match(case_id)
     return FRAMES[frames] is None or m is None or int(m["frame"]) in FRAMES[frames]
 

@@ -10,6 +10,7 @@ Both select the kept weights by validation Dice (:func:`medkit.eval.predict.mean
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,16 +21,38 @@ from medkit.data.augment import AugmentConfig, augment_segmentation, intensity
 from medkit.data.slices import SliceSet
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import memory_format, pick_device
-from medkit.engine.loop import train_loop
+from medkit.engine.loop import Hooks, train_loop
 from medkit.errors import MedkitError
 from medkit.eval.predict import mean_dice
 from medkit.losses.consistency import cross_consistency
 from medkit.models.two_decoder import TwoDecoderNet
 
 
-def _validator(model: nn.Module, val: SliceSet | None, cfg: TrainConfig, device: torch.device):
-    """The validation score of model selection, or None when there is no validation."""
-    return (lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """The unlabelled side of :func:`fit_cross_consistency` (IDEAL's fine-tuning).
+
+    Attributes:
+        weight: of the consistency term (ramped up linearly over the first 20 % of the steps,
+            while the decoders' predictions are still poor).
+        threshold: the confidence a pseudo-label needs to supervise the other decoder.
+        augment: augmentation of the labelled batches (the unlabelled ones get its intensity part).
+    """
+
+    weight: float = 1.0
+    threshold: float = 0.95
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not self.weight >= 0:
+            raise MedkitError(f"weight must be 0 or more, got {self.weight}")
+        if not 0 <= self.threshold <= 1:
+            raise MedkitError(f"threshold must be in [0, 1], got {self.threshold}")
+
+
+def _hooks(model: nn.Module, val: SliceSet | None, cfg: TrainConfig, device: torch.device) -> Hooks:
+    """The validation score of model selection, if there is a validation."""
+    return Hooks(validate=(lambda: mean_dice(model, val, device)) if val is not None and cfg.val_every else None)
 
 
 def _desc(run_dir: str | Path) -> str:
@@ -39,8 +62,7 @@ def _desc(run_dir: str | Path) -> str:
 
 def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_dir: str | Path,
                      val: SliceSet | None = None, augment: AugmentConfig | None = AugmentConfig(),
-                     params: list[nn.Parameter] | None = None, stop_after: int | None = None,
-                     progress: bool = True) -> dict:
+                     params: list[nn.Parameter] | None = None, progress: bool = True) -> dict:
     """Supervised segmentation training (training from scratch, fine-tuning, linear probes).
 
     Loss: Dice + cross-entropy (MONAI ``DiceCELoss``, softmax, background included), on
@@ -55,7 +77,7 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
         val: labelled validation slices; the best mean 3D Dice selects the kept weights.
         augment: augmentation strength, or None for none.
         params: only these are trained (e.g. the head of a linear probe).
-        stop_after: simulate a kill after this step (tests).
+        progress: show a progress bar.
 
     Returns:
         the summary of :func:`train_loop`.
@@ -77,15 +99,13 @@ def fit_segmentation(model: nn.Module, train: SliceSet, cfg: TrainConfig, run_di
         y = y.to(device, non_blocking=True)
         return {"loss": loss_fn(model(x), y[:, None])}
 
-    return train_loop(model, step, cfg, Path(run_dir), params=params,
-                      validate=_validator(model, val, cfg, device),
-                      stop_after=stop_after, progress=progress, desc=_desc(run_dir))
+    return train_loop(model, step, cfg, Path(run_dir), params=params, hooks=_hooks(model, val, cfg, device),
+                      progress=progress, desc=_desc(run_dir))
 
 
 def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: SliceSet, cfg: TrainConfig,
-                          run_dir: str | Path, val: SliceSet | None = None, weight: float = 1.0,
-                          threshold: float = 0.95, augment: AugmentConfig = AugmentConfig(),
-                          progress: bool = True) -> dict:
+                          run_dir: str | Path, val: SliceSet | None = None,
+                          consistency: ConsistencyConfig = ConsistencyConfig(), progress: bool = True) -> dict:
     """Train with L = L_sup(labelled batch) + weight * L_cons(unlabelled batch).
 
     L_sup is the kit's fine-tuning loss (Dice + cross-entropy, as :func:`fit_segmentation`) on
@@ -99,13 +119,19 @@ def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: Sli
     Args:
         model: the two-decoder network.
         train: labelled slices; unlabelled: pretraining-pool slices (no labels).
-        weight: of the consistency term (ramped up linearly over the first 20 % of the steps,
-            while the decoders' predictions are still poor).
-        threshold: the confidence a pseudo-label needs to supervise the other decoder.
+        cfg: schedule; run_dir: run folder of this training.
+        val: labelled validation slices; the best mean 3D Dice selects the kept weights.
+        consistency: weight and confidence threshold of the consistency term, augmentation
+            (:class:`ConsistencyConfig`; defaults 1.0, 0.95, ``AugmentConfig()``).
+        progress: show a progress bar.
+
+    Returns:
+        the summary of :func:`train_loop`.
     """
     device = pick_device(cfg.device)
     fmt = memory_format(cfg.channels_last)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    weight, threshold, augment = consistency.weight, consistency.threshold, consistency.augment
 
     def step(g: torch.Generator, i: int) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(train), (cfg.batch_size,), generator=g)
@@ -120,6 +146,5 @@ def fit_cross_consistency(model: TwoDecoderNet, train: SliceSet, unlabelled: Sli
         ramp = min(1.0, i / max(1.0, 0.2 * cfg.steps))
         return {"loss": sup + weight * ramp * cons, "supervised": sup, "consistency": cons}
 
-    return train_loop(model, step, cfg, Path(run_dir),
-                      validate=_validator(model, val, cfg, device),
+    return train_loop(model, step, cfg, Path(run_dir), hooks=_hooks(model, val, cfg, device),
                       progress=progress, desc=_desc(run_dir))

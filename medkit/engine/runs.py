@@ -108,11 +108,11 @@ def open_run(out: str | Path, params: dict, resume: bool = False) -> Path:
     out = Path(out)
     pfile = out / "params.json"
     if out.exists() and not out.is_dir():
-        raise MedkitError(f"{out}: exists and is not a folder; choose another --out")
+        raise MedkitError(f"{out}: exists and is not a folder; choose another out=FOLDER")
     if out.exists() and any(out.iterdir()):
         if not resume:
-            raise MedkitError(f"{out}: run folder exists and is not empty; pass --resume to continue "
-                              f"it, or choose another --out (nothing was changed)")
+            raise MedkitError(f"{out}: run folder exists and is not empty; pass resume=True to continue "
+                              f"it, or choose another out=FOLDER (nothing was changed)")
         if not pfile.exists():
             raise MedkitError(f"{out}: not a medkit run folder (no params.json); nothing was changed")
         old = read_json(pfile, {"type": "object", "description": "a JSON object of run parameters"})
@@ -120,7 +120,7 @@ def open_run(out: str | Path, params: dict, resume: bool = False) -> Path:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-            raise MedkitError(f"{out}: cannot resume, parameters differ ({shown}); choose another --out")
+            raise MedkitError(f"{out}: cannot resume, parameters differ ({shown}); choose another out=FOLDER")
         remove_stale_temporaries(out)
         return out
     out.mkdir(parents=True, exist_ok=True)

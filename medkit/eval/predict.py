@@ -29,7 +29,7 @@ def evaluate(model: nn.Module, data: SliceSet, device: torch.device | str = "cpu
              hd95: bool = True) -> list[dict]:
     """Score every case of ``data``: one row per case with Dice (and HD95) per class.
 
-    HD95 is in voxels of the native grid (ACDC as shipped here has no spacing; see README).
+    HD95 is in voxels of the native grid (ACDC as shipped here has no spacing; see docs/data.md).
 
     Returns:
         rows like ``{"case": ..., "dice_mean": ..., "dice/<class name>": ..., "hd95/<class>": ...}``.

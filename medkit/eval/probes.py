@@ -74,9 +74,9 @@ def segmentation_model(net: UNet | None, n_classes: int, protocol: str,
             a pretrained ``net`` brings its own.
     """
     if protocol not in PROTOCOLS:
-        raise MedkitError(f"--eval-protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        raise MedkitError(f"eval_protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if transfer not in TRANSFERS:
-        raise MedkitError(f"--transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+        raise MedkitError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
     base = UNet(1, 0, channels, out_width) if net is None else UNet(1, 0, net.channels, net.out_width)
     if net is not None:
         state = net.state_dict()

@@ -5,6 +5,8 @@ dense InfoNCE, (2M)^2 for Pix2Rep's pixel NT-Xent; at 128 x 128 that is 2.7e8 en
 before autograd keeps a copy for the backward pass. Here anchors are processed ``chunk`` rows
 at a time and each chunk is recomputed in the backward pass (``torch.utils.checkpoint``), so
 peak memory is O(chunk x K) instead of O(M x K), with the same value and gradients.
+:func:`info_nce_fn` is the one switch between the naive and the chunked form (a method's
+``chunk`` option).
 
 For anchors a_i, keys k_j (L2-normalised), positive index p(i), and allowed keys A(i):
 
@@ -12,9 +14,15 @@ For anchors a_i, keys k_j (L2-normalised), positive index p(i), and allowed keys
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from medkit.losses.dense import dense_info_nce
+from medkit.losses.infonce import nt_xent
 
 
 def _chunk_loss(a: torch.Tensor, k: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor,
@@ -90,3 +98,30 @@ def dense_info_nce_chunked(q: torch.Tensor, k: torch.Tensor, valid: torch.Tensor
             qi, ki = q[i].reshape(c, -1).T, k[i].reshape(c, -1).T  # (P, C)
             total = total + chunked_info_nce(qi, ki, pos, temperature, ok[i], ok[i], chunk=chunk) * ok[i].sum()
     return total / ok.sum()
+
+
+def info_nce_fn(kind: str, chunk: int = 0, gather_distributed: bool = False) -> Callable[..., torch.Tensor]:
+    """The InfoNCE loss ``kind``: its naive form for ``chunk`` 0, else its linear-memory form with
+    ``chunk`` anchors at a time (the same value and gradients).
+
+    Args:
+        kind: ``"nt_xent"``, called ``fn(z1, z2, temperature)`` with z1, z2 (N, D)
+            (:func:`~medkit.losses.infonce.nt_xent`, :func:`nt_xent_chunked`), or ``"dense"``,
+            called ``fn(q, k, valid, temperature)`` with q, k (B, C, h, w) and valid (B, h, w)
+            (:func:`~medkit.losses.dense.dense_info_nce`, :func:`dense_info_nce_chunked`).
+        chunk: 0 (or less): the naive form; above 0: anchors per chunk.
+        gather_distributed: naive NT-Xent only: contrast against every process's candidates. The
+            chunked forms contrast within this process's batch, the dense ones within each image.
+
+    Example:
+        >>> z1, z2 = torch.randn(6, 4), torch.randn(6, 4)
+        >>> bool(torch.isclose(info_nce_fn("nt_xent", chunk=4)(z1, z2, 0.1), nt_xent(z1, z2, 0.1)))
+        True
+    """
+    if kind == "nt_xent" and chunk > 0:
+        return partial(nt_xent_chunked, chunk=chunk)
+    if kind == "nt_xent":
+        return partial(nt_xent, gather_distributed=gather_distributed)
+    if kind == "dense":
+        return partial(dense_info_nce_chunked, chunk=chunk) if chunk > 0 else dense_info_nce
+    raise ValueError(f"info_nce_fn: kind must be 'nt_xent' or 'dense', got {kind!r}")

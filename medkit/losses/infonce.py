@@ -21,28 +21,6 @@ from medkit.comm import gather, local_rows
 from medkit.losses._checks import same_2d
 
 
-def info_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-             temperature: float = 0.1) -> torch.Tensor:
-    """Generic InfoNCE with explicit negatives.
-
-    Args:
-        anchor: (N, D); positive: (N, D); negatives: (N, K, D) per anchor. Normalised here.
-        temperature: t.
-
-    Returns:
-        mean over anchors of -log exp(a.p/t) / (exp(a.p/t) + sum_k exp(a.n_k/t)).
-    """
-    same_2d("info_nce", anchor, positive)
-    if negatives.ndim != 3 or negatives.shape[0] != anchor.shape[0] or negatives.shape[2] != anchor.shape[1]:
-        raise ValueError(f"info_nce: negatives must be (N, K, D) = ({anchor.shape[0]}, K, {anchor.shape[1]}), "
-                         f"got {tuple(negatives.shape)}")
-    a, p, n = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1), F.normalize(negatives, dim=-1)
-    pos = (a * p).sum(-1, keepdim=True)  # (N, 1)
-    neg = torch.einsum("nd,nkd->nk", a, n)  # (N, K)
-    logits = torch.cat([pos, neg], dim=1) / temperature  # (N, 1+K)
-    return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
-
-
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
             gather_distributed: bool = False) -> torch.Tensor:
     """NT-Xent over the two views of a batch (SimCLR; Chaitanya et al.'s G^R).

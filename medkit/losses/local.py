@@ -18,6 +18,7 @@ input (no gradient) at unaligned positions; medkit pools a trainable map at alig
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,33 +52,61 @@ def region_grid(h: int, w: int, n_regions: int = 13, size: int = 3, spacing: int
     return cells[order[:n_regions]]
 
 
+@dataclass(frozen=True)
+class RegionGrid:
+    """Where Chaitanya et al.'s local loss pools: ``n_regions`` regions of ``px`` x ``px`` pixels on
+    a centred grid of a feature map (paper: 13 of 3 x 3, spread over the map).
+
+    Args:
+        n_regions: R, regions per map.
+        px: side of a region, in pixels of the map.
+        spacing: pixels between neighbouring regions (0: spread over the map; :func:`region_grid`).
+
+    Example:
+        >>> RegionGrid(4, px=2).corners(8, 8).tolist()
+        [[0, 0], [0, 6], [6, 0], [6, 6]]
+    """
+
+    n_regions: int = 13
+    px: int = 3
+    spacing: int = 0
+
+    def corners(self, h: int, w: int) -> torch.Tensor:
+        """Top-left corners (R, 2) as (row, col) on an h x w map (:func:`region_grid`)."""
+        return region_grid(h, w, self.n_regions, self.px, self.spacing)
+
+
 def pool_regions(fmap: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
     """Mean features of r x r regions: (B, C, H, W) -> (B, R, C)."""
     pooled = F.avg_pool2d(fmap, size, stride=1)  # (B, C, H-r+1, W-r+1): every r x r window
     return pooled[:, :, corners[:, 0], corners[:, 1]].transpose(1, 2)
 
 
-def chaitanya_local(f1: torch.Tensor, f2: torch.Tensor, n_regions: int = 13, size: int = 3,
-                    n_neg: int = 5, temperature: float = 0.1, partition: torch.Tensor | None = None,
-                    volume: torch.Tensor | None = None, spacing: int = 0) -> torch.Tensor:
+def chaitanya_local(f1: torch.Tensor, f2: torch.Tensor, grid: RegionGrid = RegionGrid(), n_neg: int = 5,
+                    temperature: float = 0.1, partition: torch.Tensor | None = None,
+                    volume: torch.Tensor | None = None) -> torch.Tensor:
     """Chaitanya et al.'s local loss L^l (or L^D when ``partition`` and ``volume`` are given).
 
     Args:
         f1, f2: (B, C, H, W) decoder maps of two intensity-augmented views (aligned).
-        n_regions, size: R regions of size x size on a centred grid (paper: 13 of 3 x 3).
+        grid: the R regions pooled on each map (paper: 13 of 3 x 3, spread over the map).
         n_neg: negatives per region and view: its nearest other regions (paper: 5).
         temperature: t (paper: 0.1).
         partition, volume: (B,) for L^D: region i of same-partition slices of other volumes are
             positives too.
-        spacing: pixels between neighbouring regions (0: spread over the map; :func:`region_grid`).
+
+    Example:
+        >>> f, grid = torch.randn(2, 4, 12, 12), RegionGrid(9, px=3)
+        >>> bool(chaitanya_local(f, f, grid, n_neg=2) < chaitanya_local(f, -f, grid, n_neg=2))
+        True
     """
     if f1.ndim != 4 or f1.shape != f2.shape:
         raise ValueError(f"chaitanya_local: expected two (B, C, H, W) maps of the same shape, got "
                          f"{tuple(f1.shape)} and {tuple(f2.shape)}")
     b, _, h, w = f1.shape
-    corners = region_grid(h, w, n_regions, size, spacing).to(f1.device)  # (R, 2)
+    corners = grid.corners(h, w).to(f1.device)  # (R, 2)
     r = len(corners)
-    e = torch.cat([pool_regions(f1, corners, size), pool_regions(f2, corners, size)], dim=1)  # (B, 2R, C)
+    e = torch.cat([pool_regions(f1, corners, grid.px), pool_regions(f2, corners, grid.px)], dim=1)  # (B, 2R, C)
     e = F.normalize(e.reshape(b * 2 * r, -1), dim=1)  # (M, C), M = B * 2R; index = (b, view, i)
     sim = e @ e.T / temperature  # (M, M)
     img = torch.arange(b, device=e.device).repeat_interleave(2 * r)  # (M,)

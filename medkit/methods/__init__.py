@@ -5,6 +5,6 @@
 """
 from __future__ import annotations
 
-from medkit.methods.registry import METHODS, build_method, method_config
+from medkit.methods.registry import METHODS, build_method, method_config, upgrade_config
 
-__all__ = ["METHODS", "build_method", "method_config"]
+__all__ = ["METHODS", "build_method", "method_config", "upgrade_config"]

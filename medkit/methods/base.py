@@ -47,7 +47,7 @@ def make_config(cls: type, overrides: dict | None = None):
 
 
 POSITIVE = ("channels", "proj_hidden", "proj_dim", "proj_dims", "queue", "temperature", "pixels", "n_regions",
-            "region_size", "n_neg", "global_steps", "whitening_groups")
+            "region_px", "region_fraction", "n_neg", "global_steps", "whitening_groups")
 NON_NEGATIVE = ("local_weight", "barlow_lambda", "chunk", "rotate", "region_spacing")
 
 
@@ -92,6 +92,17 @@ def unet(channels: tuple[int, ...], out_width: int = 0) -> UNet:
     return UNet(1, 0, channels, out_width)
 
 
+def same_views(v: ViewConfig) -> tuple[ViewConfig, ViewConfig]:
+    """The views of a method that augments both alike: ``(v, v)``."""
+    return v, v
+
+
+def pooled(fmap: torch.Tensor) -> torch.Tensor:
+    """Global average of a feature map, (B, C, h, w) -> (B, C); of the U-Net's bottleneck map
+    ``enc[-1]`` it is the backbone embedding h that every method's diagnostics read."""
+    return fmap.mean((2, 3))
+
+
 class Method(nn.Module):
     """Small shared behaviour; methods override ``loss`` and, where needed, the rest.
 
@@ -122,7 +133,7 @@ class Method(nn.Module):
         """Raise :class:`MedkitError` when the method cannot train with this batch size (every
         method needs two slices at least: negatives, and batch statistics of its normalisation)."""
         if batch_size < 2:
-            raise MedkitError(f"--batch-size {batch_size} is too small: a contrastive step needs at least 2 slices "
+            raise MedkitError(f"batch_size {batch_size} is too small: a contrastive step needs at least 2 slices "
                               "per process")
 
     def after_step(self) -> None:
@@ -137,7 +148,7 @@ class Method(nn.Module):
 
     def h(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone embedding h: global average of the U-Net's bottleneck map, (B, C)."""
-        return self.net.encode(x)[-1].mean((2, 3))
+        return pooled(self.net.encode(x)[-1])
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

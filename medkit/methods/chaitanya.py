@@ -4,7 +4,7 @@ then (optionally) a local loss that pretrains the decoder with the encoder froze
 Stage 1 (``global_steps``): h = bottleneck of the encoder, z = MLP(h); partition-aware loss
 G^R | G^D- | G^D over a batch of m volumes x one slice per partition.
 Stage 2 (the remaining steps, if ``local`` is on): encoder frozen; the decoder up to the map
-``dec{local_level}`` and a head of two 1x1 convs are trained with the local loss L^l (or L^D) on
+``dec{decoder_level}`` and a head of two 1x1 convs are trained with the local loss L^l (or L^D) on
 two intensity-only views (regions at the same place).
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 
 from medkit.data.views import INTENSITY_ONLY, ViewConfig, make_views
-from medkit.losses.local import chaitanya_local
+from medkit.losses.local import RegionGrid, chaitanya_local
 from medkit.losses.supcon import STRATEGIES, partition_contrastive
 from medkit.data.batches import Batch
-from medkit.methods.base import Method, unet
+from medkit.methods.base import Method, same_views, unet
 from medkit.models.heads import projection_conv, projection_mlp
 from medkit.models.unet import DEFAULT_CHANNELS
 
@@ -57,9 +57,9 @@ class ChaitanyaConfig:
     global_steps: int = 10**9  # all steps are global unless local is on
     local: bool = False
     local_strategy: str = "Ll"  # "Ll" or "LD"
-    local_level: int = 0  # the decoder map dec{local_level}: 1/2**(level+1) resolution (paper: 1/4 of 192 px)
+    decoder_level: int = 0  # the local stage's decoder map dec{decoder_level}: 1/2**(level+1) resolution (paper: 1/4)
     n_regions: int = 13
-    region_size: int = 3
+    region_px: int = 3  # side of a local region, in pixels of that map
     region_spacing: int = 0  # pixels between neighbouring regions; 0: spread over the map (paper)
     n_neg: int = 5
     crop_scale: tuple[float, float] = (0.25, 0.6)  # "about half the image side"
@@ -69,8 +69,9 @@ class ChaitanyaConfig:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.local_strategy not in ("Ll", "LD"):
             raise ValueError(f"local_strategy must be 'Ll' or 'LD', got {self.local_strategy!r}")
-        if not 0 <= self.local_level <= len(self.channels) - 2:
-            raise ValueError(f"local_level must be a decoder level 0..{len(self.channels) - 2}, got {self.local_level}")
+        if not 0 <= self.decoder_level <= len(self.channels) - 2:
+            raise ValueError(f"decoder_level must be a decoder level 0..{len(self.channels) - 2}, "
+                             f"got {self.decoder_level}")
 
 
 class Chaitanya(Method):
@@ -81,9 +82,10 @@ class Chaitanya(Method):
         self.cfg = cfg
         self.net = unet(cfg.channels)
         self.projector = projection_mlp((cfg.channels[-1], cfg.proj_hidden, cfg.proj_dim))
-        c = cfg.channels[cfg.local_level]  # dec{k} has encoder level k's width
+        c = cfg.channels[cfg.decoder_level]  # dec{k} has encoder level k's width
         self.local_head = projection_conv((c, c, c))
-        self.views = (ViewConfig(crop_scale=cfg.crop_scale, flip=False), ViewConfig(crop_scale=cfg.crop_scale, flip=False))
+        self.grid = RegionGrid(cfg.n_regions, cfg.region_px, cfg.region_spacing)  # the local loss's regions
+        self.views = same_views(ViewConfig(crop_scale=cfg.crop_scale, flip=False))
 
     def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
         # global: the other 2B - 1 embeddings; local: the positive and n_neg neighbours in each view
@@ -109,9 +111,8 @@ class Chaitanya(Method):
         for x in (v.x1, v.x2):
             with torch.no_grad():  # the encoder is frozen in the local stage
                 enc = self.net.encode(x)
-            maps.append(self.local_head(self.net.features_from(enc)[f"dec{self.cfg.local_level}"]))
+            maps.append(self.local_head(self.net.features_from(enc)[f"dec{self.cfg.decoder_level}"]))  # (B, C, h, w)
         ld = self.cfg.local_strategy == "LD"
-        l_loss = chaitanya_local(maps[0], maps[1], self.cfg.n_regions, self.cfg.region_size, self.cfg.n_neg,
-                                 self.cfg.temperature, batch.partition if ld else None,
-                                 batch.volume if ld else None, self.cfg.region_spacing)
+        l_loss = chaitanya_local(maps[0], maps[1], self.grid, self.cfg.n_neg, self.cfg.temperature,
+                                 batch.partition if ld else None, batch.volume if ld else None)
         return {"loss": l_loss, "local": l_loss}

@@ -1,7 +1,8 @@
 """IDEAL pretraining (Basak et al., ICASSP 2023): dense contrastive learning with a 1x1-conv
 projection head on query/key (momentum) encoders.
 
-q = head_q(encoder_q(view 1)) and k = head_k(encoder_k(view 2)) are maps (B, D, h, w); k is
+q = head_q(encoder_q(view 1)) and k = head_k(encoder_k(view 2)) are maps (B, D, h, w), the key
+network a momentum copy of the query one (:class:`~medkit.methods.momentum.MomentumMethod`); k is
 warped onto q's grid so that position i of both shows the same image location; dense InfoNCE
 takes k_i as the positive of q_i and the other positions as negatives. The fine-tuning stage
 (two decoders, cross-consistency) lives in :mod:`medkit.eval` with the other protocols.
@@ -10,18 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import nn
 
 from medkit.data.views import ViewConfig, make_views, warp_to_view
-from medkit.losses.chunked import dense_info_nce_chunked
-from medkit.losses.dense import dense_info_nce
+from medkit.losses.chunked import info_nce_fn
 from medkit.data.batches import Batch
-from medkit.methods.base import Method, unet
+from medkit.methods.base import pooled, same_views, unet
+from medkit.methods.momentum import MomentumMethod
 from medkit.models.heads import projection_conv
-from medkit.models.momentum import ema_update, momentum_copy
 from medkit.models.unet import DEFAULT_CHANNELS
 
 
@@ -67,20 +66,14 @@ class Dense(nn.Module):
         return self.head(self.net.encode(x)[self.level])  # (B, D, h, w)
 
 
-class IDEAL(Method):
+class IDEAL(MomentumMethod):
     name = "ideal"
 
     def __init__(self, cfg: IDEALConfig, gather_distributed: bool = False) -> None:
-        super().__init__(gather_distributed)  # the dense loss contrasts within each image: nothing to gather
+        # the dense loss contrasts within each image: nothing to gather
+        super().__init__(Dense(cfg), cfg.momentum, gather_distributed)
         self.cfg = cfg
-        self.query = Dense(cfg)
-        self.key = momentum_copy(self.query)
-        v = ViewConfig(crop_scale=cfg.crop_scale)
-        self.views = (v, v)
-
-    @property
-    def net(self) -> nn.Module:
-        return self.query.net
+        self.views = same_views(ViewConfig(crop_scale=cfg.crop_scale))
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)
@@ -89,7 +82,7 @@ class IDEAL(Method):
             k1, k2 = self.key(v.x1), self.key(v.x2)
             k2w, valid12 = warp_to_view(k2, v.theta1, v.theta2, margin=0.25)  # view 2's keys on view 1's grid
             k1w, valid21 = warp_to_view(k1, v.theta2, v.theta1, margin=0.25)
-        dense = dense_info_nce if self.cfg.chunk <= 0 else partial(dense_info_nce_chunked, chunk=self.cfg.chunk)
+        dense = info_nce_fn("dense", self.cfg.chunk)
         loss = 0.5 * (dense(q1, k2w, valid12, temperature=self.cfg.temperature)
                       + dense(q2, k1w, valid21, temperature=self.cfg.temperature))
         return {"loss": loss, "dense": loss}
@@ -98,11 +91,8 @@ class IDEAL(Method):
         side = image_size // 2 ** (self.cfg.feature_level + 1)  # positions of the dense map per image
         return {"dense": math.log(side * side)}
 
-    def after_step(self) -> None:
-        ema_update(self.query, self.key, self.cfg.momentum)
-
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """h (pooled bottleneck) and the dense projections z_pixels (B, D, h, w)."""
         enc = self.net.encode(x)
-        return {"h": enc[-1].mean((2, 3)), "z_pixels": self.query.head(enc[self.query.level])}
+        return {"h": pooled(enc[-1]), "z_pixels": self.query.head(enc[self.query.level])}

@@ -1,7 +1,8 @@
 """MoCo v2 (Chen et al. 2020, arXiv 2003.04297) on the U-Net encoder, symmetrised.
 
 Query encoder f_q (U-Net encoder, pooled bottleneck h, optional whitening, MLP projector) and a
-momentum copy f_k; keys of each batch enter a queue of negatives:
+momentum copy f_k (:class:`~medkit.methods.momentum.MomentumMethod`); keys of each batch enter a
+queue of negatives:
 
     L = InfoNCE(q1, k2, queue) + InfoNCE(q2, k1, queue),   theta_k <- m theta_k + (1 - m) theta_q.
 
@@ -23,11 +24,15 @@ from medkit.errors import MedkitError
 from medkit.losses.infonce import moco_info_nce
 from medkit.losses.local import medmoco_local
 from medkit.data.batches import Batch
-from medkit.methods.base import Method, unet
+from medkit.methods.base import pooled, same_views, unet
+from medkit.methods.momentum import MomentumMethod
 from medkit.models.heads import projection_mlp
-from medkit.models.momentum import Queue, ema_update, momentum_copy
+from medkit.models.momentum import Queue
 from medkit.models.unet import DEFAULT_CHANNELS
 from medkit.models.whitening import Whitening
+
+
+WHITENING = ("none", "zca", "iternorm")  # of h before the projector (medkit.models.whitening)
 
 
 @dataclass(frozen=True)
@@ -57,23 +62,25 @@ class MoCoConfig:
     crop_scale: tuple[float, float] = (0.2, 1.0)
     local: bool = False
     local_weight: float = 0.5
-    local_level: int = 0  # the encoder map enc{local_level} (0: the first, 1/2 resolution)
+    encoder_level: int = 0  # the local loss reads the encoder map enc{encoder_level} (0: the first, 1/2 resolution)
     n_regions: int = 20
-    region_size: float = 0.15
-    zca: bool = False
-    whitening: str = "zca"  # "zca" (eigendecomposition) or "iternorm"
+    region_fraction: float = 0.15  # side of a local region, as a fraction of the view's side
+    whitening: str = "none"  # of h before the projector: "none", "zca" (eigendecomposition) or "iternorm"
     whitening_groups: int = 32  # 256 / 32 = 8 channels per group: needs a batch above 8
 
     def __post_init__(self) -> None:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.zca and self.channels[-1] % self.whitening_groups:
+        if self.whitening not in WHITENING:
+            raise ValueError(f"whitening must be one of {', '.join(map(repr, WHITENING))}, got {self.whitening!r}")
+        if self.whitening != "none" and self.whitening_groups > 0 and self.channels[-1] % self.whitening_groups:
             raise ValueError(f"whitening_groups {self.whitening_groups} must divide {self.channels[-1]} channels")
-        if not 0 <= self.local_level < len(self.channels):
-            raise ValueError(f"local_level must be an encoder level 0..{len(self.channels) - 1}, "
-                             f"got {self.local_level}")
-        if self.whitening not in ("zca", "iternorm"):
-            raise ValueError(f"whitening must be 'zca' or 'iternorm', got {self.whitening!r}")
+        if not 0 <= self.encoder_level < len(self.channels):
+            raise ValueError(f"encoder_level must be an encoder level 0..{len(self.channels) - 1}, "
+                             f"got {self.encoder_level}")
+        if not self.region_fraction < 1:
+            raise ValueError(f"region_fraction must be below 1 (a fraction of the view's side), "
+                             f"got {self.region_fraction}")
 
 
 def local_region_loss(f1: torch.Tensor, f2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
@@ -88,7 +95,8 @@ def local_region_loss(f1: torch.Tensor, f2: torch.Tensor, theta1: torch.Tensor, 
         theta1, theta2: (B, 2, 3) view -> source maps of the two views.
         g: generator for the region positions.
         n_regions: regions per image (paper: 20).
-        size: half-side of a region in normalised view-1 units (0.2: a fifth of the view).
+        size: side of a region as a fraction of view 1's side (the config's ``region_fraction``;
+            0.2: a fifth of the view).
         temperature: t.
     """
     if f1.ndim != 4 or f2.ndim != 4 or f1.shape[:2] != f2.shape[:2]:
@@ -108,30 +116,23 @@ class Encoder(nn.Module):
         self.net = unet(cfg.channels)
         d = cfg.channels[-1]
         self.whiten = (Whitening(d, cfg.whitening_groups, cfg.whitening, gather_distributed=gather_distributed)
-                       if cfg.zca else nn.Identity())
+                       if cfg.whitening != "none" else nn.Identity())
         self.projector = projection_mlp((d, cfg.proj_hidden, cfg.proj_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        enc = self.net.encode(x)
-        h = enc[-1].mean((2, 3))  # (B, C)
+        enc = self.net.encode(x)  # [(B, C_l, h_l, w_l)] per level
+        h = pooled(enc[-1])  # (B, C)
         return h, self.projector(self.whiten(h)), enc
 
 
-class MoCo(Method):
+class MoCo(MomentumMethod):
     name = "moco_v2"
 
     def __init__(self, cfg: MoCoConfig, gather_distributed: bool = False) -> None:
-        super().__init__(gather_distributed)
+        super().__init__(Encoder(cfg, gather_distributed), cfg.momentum, gather_distributed)
         self.cfg = cfg
-        self.query = Encoder(cfg, gather_distributed)
-        self.key = momentum_copy(self.query)
         self.queue = Queue(cfg.queue, cfg.proj_dim)
-        v = ViewConfig(crop_scale=cfg.crop_scale)
-        self.views = (v, v)
-
-    @property
-    def net(self) -> nn.Module:
-        return self.query.net
+        self.views = same_views(ViewConfig(crop_scale=cfg.crop_scale))
 
     def loss(self, batch: Batch, g: torch.Generator, step: int) -> dict[str, torch.Tensor]:
         v = make_views(batch.images, *self.views, g)
@@ -148,9 +149,9 @@ class MoCo(Method):
         out = {"global": glob}
         loss = glob
         if self.cfg.local:
-            level = self.cfg.local_level
+            level = self.cfg.encoder_level
             loc = local_region_loss(enc1[level], enc2[level], v.theta1, v.theta2, g, self.cfg.n_regions,
-                                    self.cfg.region_size, self.cfg.temperature)
+                                    self.cfg.region_fraction, self.cfg.temperature)
             out["local"] = loc
             loss = loss + self.cfg.local_weight * loc
         out["loss"] = loss
@@ -163,12 +164,9 @@ class MoCo(Method):
     def check_batch(self, batch_size: int) -> None:
         super().check_batch(batch_size)
         group = self.cfg.channels[-1] // self.cfg.whitening_groups
-        if self.cfg.zca and batch_size <= group:
-            raise MedkitError(f"--batch-size {batch_size} is too small to whiten groups of {group} channels: "
+        if self.cfg.whitening != "none" and batch_size <= group:
+            raise MedkitError(f"batch_size {batch_size} is too small to whiten groups of {group} channels: "
                               f"use a batch above {group} or raise whitening_groups")
-
-    def after_step(self) -> None:
-        ema_update(self.query, self.key, self.cfg.momentum)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

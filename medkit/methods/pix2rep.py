@@ -22,10 +22,9 @@ import torch
 
 from medkit.data.views import ViewConfig, make_views, pixel_pairs
 from medkit.losses.barlow import barlow_twins
-from medkit.losses.chunked import nt_xent_chunked
-from medkit.losses.infonce import nt_xent
+from medkit.losses.chunked import info_nce_fn
 from medkit.data.batches import Batch
-from medkit.methods.base import Method, unet
+from medkit.methods.base import Method, pooled, same_views, unet
 from medkit.models.heads import projection_conv
 from medkit.models.unet import DEFAULT_CHANNELS
 
@@ -43,7 +42,7 @@ class Pix2RepConfig:
     Recommended transfer for fine-tuning: the encoder (``--transfer encoder``). Measured on ACDC at
     64 px (10 pairs per k, ``papermill_runs/reference/acdc_pix2rep``): from the encoder, +0.036
     [+0.012, +0.058] Dice over random at k = 1 and +0.026 [+0.019, +0.041] at k = 2; the whole U-Net
-    (its decoder barely uses the bottleneck) fine-tuned 0.054 below random at k = 1 (README, the
+    (its decoder barely uses the bottleneck) fine-tuned 0.054 below random at k = 1 (docs/results.md, the
     earlier 5-combination table). That reference was measured with ``out_width=0`` (16-channel output).
     With ``out_width=64`` (``papermill_runs/reference/acdc_pix2rep_wide``, k = 1, the same 10 pairs,
     random initialisation of the same architecture): fine-tuning from the encoder -0.001 [-0.021,
@@ -75,8 +74,7 @@ class Pix2Rep(Method):
         self.cfg = cfg
         self.net = unet(cfg.channels, cfg.out_width)
         self.projector = projection_conv((self.net.feature_channels, *cfg.proj_dims))
-        v = ViewConfig(crop_scale=cfg.crop_scale, rotate=cfg.rotate)
-        self.views = (v, v)
+        self.views = same_views(ViewConfig(crop_scale=cfg.crop_scale, rotate=cfg.rotate))
 
     def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
         return {"pixel_infonce": math.log(2 * self.cfg.pixels - 1)} if self.cfg.loss == "infonce" else {}
@@ -93,8 +91,8 @@ class Pix2Rep(Method):
         z1 = z[:m]
         z2 = (w2[:, :, None] * z[m:].view(m, 4, -1)).sum(1)  # bilinear: view 2 at view 1's pixels
         if self.cfg.loss == "infonce":
-            loss = (nt_xent_chunked(z1, z2, self.cfg.temperature, self.cfg.chunk) if self.cfg.chunk > 0
-                    else nt_xent(z1, z2, self.cfg.temperature, gather_distributed=self.gather_distributed))
+            nt_xent = info_nce_fn("nt_xent", self.cfg.chunk, self.gather_distributed)
+            loss = nt_xent(z1, z2, self.cfg.temperature)
             return {"loss": loss, "pixel_infonce": loss}
         return barlow_twins(z1, z2, self.cfg.barlow_lambda)
 
@@ -102,5 +100,5 @@ class Pix2Rep(Method):
     def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.net.features(x)
         out = f["out"]  # (B, C, H, W)
-        h = f[f"enc{len(self.net.encoder) - 1}"].mean((2, 3))
+        h = pooled(f[f"enc{len(self.net.encoder) - 1}"])  # (B, C) of the bottleneck
         return {"h": h, "pixels": out, "z_pixels": self.projector(out)}

@@ -12,7 +12,7 @@ import torch
 from medkit.data.views import ViewConfig, make_views
 from medkit.losses.infonce import nt_xent
 from medkit.data.batches import Batch
-from medkit.methods.base import Method, unet
+from medkit.methods.base import Method, same_views, unet
 from medkit.models.heads import projection_mlp
 from medkit.models.unet import DEFAULT_CHANNELS
 
@@ -44,8 +44,7 @@ class SimCLR(Method):
         self.cfg = cfg
         self.net = unet(cfg.channels)
         self.projector = projection_mlp((cfg.channels[-1], cfg.proj_hidden, cfg.proj_dim))
-        v = ViewConfig(crop_scale=cfg.crop_scale)
-        self.views = (v, v)
+        self.views = same_views(ViewConfig(crop_scale=cfg.crop_scale))
 
     def chance(self, batch_size: int, image_size: int) -> dict[str, float]:
         return {"loss": math.log(2 * batch_size - 1)}

@@ -26,4 +26,4 @@ def build_model(name: str, n_classes: int, in_channels: int = 1) -> nn.Module:
     if name in ("resnet18-deeplab", "resnet50-deeplab"):
         enc = ResNetEncoder(int(name[6:8]), in_channels)
         return ResNetDeepLab(enc, DeepLabV3PlusDecoder(enc.channels[1], enc.channels[4], n_classes))
-    raise MedkitError(f"--model {name!r} is not known; choose one of {', '.join(MODELS)}")
+    raise MedkitError(f"model {name!r} is not known; choose one of {', '.join(MODELS)}")

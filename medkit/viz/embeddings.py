@@ -25,11 +25,6 @@ def pca_components(fmap: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return np.clip((comp - lo) / np.maximum(hi - lo, 1e-8), 0, 1).reshape(h, w, 3), pca.explained_variance_ratio_
 
 
-def pca_rgb(fmap: torch.Tensor) -> np.ndarray:
-    """First three principal components of a (C, H, W) feature map as an RGB image (H, W, 3)."""
-    return pca_components(fmap)[0]
-
-
 def pca_figure(image: np.ndarray, maps: dict[str, torch.Tensor], label: np.ndarray | None = None) -> Figure:
     """The slice (with labels) beside the PCA-RGB image of each named (C, H, W) map; the key under each
     says which component drives red, green and blue and the share of variance it explains."""

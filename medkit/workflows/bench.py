@@ -40,19 +40,19 @@ def check_options(out: str | Path, sizes: tuple[int, ...], methods: tuple[str, .
     """Every option of a benchmark, and where it writes, checked before minutes of timing."""
     bad = [s for s in sizes if s < stride or s % stride]
     if bad:
-        raise MedkitError(f"--sizes: {', '.join(map(str, bad))} is not a positive multiple of {stride} "
+        raise MedkitError(f"sizes: {', '.join(map(str, bad))} is not a positive multiple of {stride} "
                           f"(the U-Net halves the image {len(DEFAULT_CHANNELS)} times)")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise MedkitError(f"--methods: {', '.join(unknown)} unknown; choose from {', '.join(METHODS)} or all")
+        raise MedkitError(f"methods: {', '.join(unknown)} unknown; choose from {', '.join(METHODS)} or all")
     if batch < 2:
-        raise MedkitError(f"--batch-size must be at least 2 (contrastive pairs), got {batch}")
+        raise MedkitError(f"batch_size must be at least 2 (contrastive pairs), got {batch}")
     if repeats < 1:
-        raise MedkitError(f"--repeats must be at least 1, got {repeats}")
+        raise MedkitError(f"repeats must be at least 1, got {repeats}")
     out = check_below_folder(out)
     for target in (out.with_suffix(".json"), out.with_suffix(".md")):
         if target.is_dir():
-            raise MedkitError(f"--out {out}: {target} is a folder")
+            raise MedkitError(f"out {out}: {target} is a folder")
 
 
 def machine() -> dict:

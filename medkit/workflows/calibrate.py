@@ -2,7 +2,7 @@
 
 The phantom stands in for ACDC wherever ``../shared`` is absent, so a few-label effect shown on it
 must be of the size it would have on the real scans. ``run_calibration`` trains the random-
-initialisation U-Net (:func:`medkit.workflows.fewlabel.run_supervised`) at each label budget k on
+initialisation U-Net (:func:`medkit.workflows.supervised.run_supervised`) at each label budget k on
 the phantom and on a real data set with one :class:`~medkit.engine.config.TrainConfig`, one image
 size and each data set's own labelled combinations, then tabulates, per k, the mean test Dice
 (over test volumes, then combinations; overall and per class) on both sides and their difference
@@ -26,11 +26,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medkit.data.datasets import load_dataset
+from medkit.data.datasets import DataConfig, load_dataset
 from medkit.engine.config import TrainConfig
+from medkit.engine.spec import RUNTIME_FIELDS, RunSpec
 from medkit.engine.runs import read_json, write_json
 from medkit.errors import MedkitError
-from medkit.workflows.fewlabel import run_supervised
+from medkit.workflows.supervised import FewLabelConfig, run_supervised
 
 TOLERANCE = 0.10  # |phantom - real| mean Dice allowed at every k (the phantom issue's target)
 CLASSES = ("right ventricle", "myocardium", "left ventricle")
@@ -44,18 +45,19 @@ def run_calibration(real: str, out: str | Path, cfg: TrainConfig, labelled: list
     ``combos``: labelled combinations per k on each side (None: each split's own).
     """
     if not Path(real).is_dir():
-        raise MedkitError(f"--real {real}: no such folder (a Decathlon-layout data set, e.g. ../shared/data/acdc)")
+        raise MedkitError(f"real {real}: no such folder (a Decathlon-layout data set, e.g. ../shared/data/acdc)")
     if Path(real).name == "phantom":
-        raise MedkitError(f"--real {real}: a folder named 'phantom' would share the phantom's run folder; rename it")
+        raise MedkitError(f"real {real}: a folder named 'phantom' would share the phantom's run folder; rename it")
     runs = calibration_runs(real, out)
     sides = dict(zip(("phantom", real), runs.values()))  # data -> run folder
-    for data in sides:  # both data sets and the label budgets are checked before any training
-        ds = load_dataset(data, image_size=image_size, seed=cfg.seed)
+    specs = {data: RunSpec(DataConfig(data, image_size=image_size, seed=cfg.seed), cfg) for data in sides}
+    few = FewLabelConfig(tuple(labelled), combos)
+    for spec in specs.values():  # both data sets and the label budgets are checked before any training
+        ds = load_dataset(spec.data)
         for k in labelled:
             ds.split.combinations(k, combos)
     for data, run in sides.items():
-        run_supervised(data, list(labelled), run, cfg, image_size=image_size, combos=combos, resume=resume,
-                       progress=progress)
+        run_supervised(specs[data], few, run, resume=resume, progress=progress)
     return calibration_table(runs)
 
 
@@ -105,7 +107,7 @@ def export_calibration(table: pd.DataFrame, out: str | Path, command: str, cfg: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "calibration.csv", index=False, float_format="%.4f")
-    schedule = {k: v for k, v in asdict(cfg).items() if k not in ("device", "compile")}
+    schedule = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
     write_json(out / "provenance.json", {
         "study": out.name, "commit": commit(), "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -13,7 +13,8 @@ import pandas as pd
 
 from medkit.engine.runs import check_below_folder, read_json
 from medkit.errors import MedkitError
-from medkit.eval.paired import paired_differences, summarise_pairs
+from medkit.eval.paired import FAMILY, paired_differences, summarise_pairs
+from medkit.eval.verdicts import family_verdicts
 
 
 def read_results(run: str | Path) -> pd.DataFrame:
@@ -60,7 +61,7 @@ def compare_runs(baseline: str | Path, runs: list[str | Path], out: str | Path |
         summary.insert(0, "a", describe(baseline))
         tables.append(summary)
         pairs.append(diffs.assign(a=describe(baseline), b=describe(run)))
-    table = pd.concat(tables, ignore_index=True)
+    table = family_verdicts(pd.concat(tables, ignore_index=True), 1 - confidence, by=FAMILY)  # a table: a family
     if out:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)  # checked below a folder before any work
@@ -70,12 +71,14 @@ def compare_runs(baseline: str | Path, runs: list[str | Path], out: str | Path |
 
 
 def format_comparison(table: pd.DataFrame, metric: str = "dice_mean") -> str:
-    """A markdown table of one Dice column: per run and k, pairs, means, B - A [95 % CI], won, p."""
+    """A markdown table of one Dice column (one family of tests): per run and k, pairs, means, B - A [95 %
+    interval of the sign-flip test], pairs won, the sign-flip p and its Holm-adjusted value."""
     rows = table[table["metric"] == metric]
-    lines = ["| A | B | k | pairs | A | B | B - A [95 % CI] | B won | Wilcoxon p | reading |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    size = int(rows["family_size"].max()) if len(rows) else 0
+    lines = [f"| A | B | k | pairs | A | B | B - A [95 % CI] | B won | sign-flip p | Holm p (family of {size}) "
+             "| reading |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
         lines.append(f"| {r['a']} | {r['b']} | {r['k']} | {r['pairs']} | {r['mean_a']:.3f} | {r['mean_b']:.3f} | "
                      f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['won']}/{r['pairs']} | "
-                     f"{r['wilcoxon_p']:.3g} | {r['verdict']} |")
+                     f"{r['signflip_p']:.3g} | {r['p_adjusted']:.3g} | {r['verdict']} |")
     return "\n".join(lines)

@@ -8,40 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from medkit.data.datasets import load_dataset  # noqa: E402
-from medkit.data.views import make_views  # noqa: E402
-from medkit.diagnostics import (  # noqa: E402
-    alignment,
-    collapsed_fraction,
-    correlation_matrix,
-    dead_fraction,
-    effective_rank_cov,
-    normalized_std,
-    rankme,
-    spectrum,
-    uniformity,
-)
-from medkit.diagnostics.extract import dense_embeddings, global_embeddings  # noqa: E402
-from medkit.engine.device import pick_device  # noqa: E402
-from medkit.engine.runs import new_run, read_json, save_figure, write_json  # noqa: E402
-from medkit.errors import MedkitError  # noqa: E402
-from medkit.viz import embeddings as ve  # noqa: E402
-from medkit.viz import spectra as vs  # noqa: E402
-from medkit.workflows.pretrain import load_run  # noqa: E402
-
-
-def measures(z: torch.Tensor) -> dict[str, float]:
-    """Every scalar monitor of an (N, D) embedding matrix."""
-    return {"n": int(z.shape[0]), "d": int(z.shape[1]), "rankme": rankme(z), "erank_cov": effective_rank_cov(z),
-            "collapsed_fraction": collapsed_fraction(z), "dead_fraction": dead_fraction(z),
-            "normalized_std": normalized_std(z), "uniformity": uniformity(z[:2000])}
+from medkit.data.datasets import DataConfig, load_dataset
+from medkit.data.views import make_views
+from medkit.diagnostics import alignment, correlation_matrix, spectrum
+from medkit.diagnostics.extract import dense_embeddings, global_embeddings
+from medkit.diagnostics.monitor import measures
+from medkit.engine.device import pick_device
+from medkit.engine.loading import load_run
+from medkit.engine.runs import new_run, read_json, save_figure, write_json
+from medkit.errors import MedkitError
+from medkit.viz import embeddings as ve
+from medkit.viz import spectra as vs
 
 
 def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: int = 2048,
@@ -55,18 +35,18 @@ def diagnose(checkpoints: str | Path | list, data: str, out: str | Path, max_n: 
     ``diagnostics.json`` are read back, not measured again).
     """
     if max_n < 2:
-        raise MedkitError(f"--max-n must be at least 2 (slices embedded), got {max_n}")
+        raise MedkitError(f"max_n must be at least 2 (slices embedded), got {max_n}")
     cks = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     names = [Path(c).name for c in cks]
     if len(set(names)) != len(names):
-        raise MedkitError(f"--checkpoint folders must have distinct names, got {', '.join(names)}")
+        raise MedkitError(f"checkpoint folders must have distinct names, got {', '.join(names)}")
     pretrained = [load_run(ck) for ck in cks]  # each checked before writing
     dev = pick_device(device)
     data_of, inputs = {}, []
     for (m, pre), ck in zip(pretrained, cks):  # one data set per (size, crop, frames, seed) of the runs
         key = (pre["image_size"], pre["crop"], pre["frames"], pre["seed"])
         if key not in data_of:
-            data_of[key] = load_dataset(data, image_size=key[0], crop=key[1], frames=key[2], seed=key[3])
+            data_of[key] = load_dataset(DataConfig(data, image_size=key[0], crop=key[1], frames=key[2], seed=key[3]))
         inputs.append((m, pre, data_of[key], Path(ck)))
     params = {"command": "diagnose", "checkpoints": [str(Path(c).resolve()) for c in cks], "data": str(data),
               "max_n": max_n}

@@ -29,9 +29,9 @@ def write_phantom(out: str | Path, cases: int = PHANTOM_SUBJECTS, seed: int = 0,
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MedkitError(f"{out}: exists and is not an empty folder; choose another (nothing was changed)")
     if cases < 1:
-        raise MedkitError(f"--cases must be at least 1, got {cases}")
+        raise MedkitError(f"cases must be at least 1, got {cases}")
     if size < MIN_SIZE:
-        raise MedkitError(f"--size must be at least {MIN_SIZE} pixels (smaller phantoms lose their structures), "
+        raise MedkitError(f"size must be at least {MIN_SIZE} pixels (smaller phantoms lose their structures), "
                           f"got {size}")
     check_below_folder(out, "the folder")
     vols = make_phantom(cases, seed=seed, frames=frames, size=size)

@@ -1,7 +1,7 @@
 """Committed reference results: a finished study's tidy tables with their provenance.
 
 ``papermill_runs/reference/<study>/`` holds what a reader on a laptop compares their own run with
-(notebooks 01, 03 and 04, the README's results): small CSVs and ``provenance.json``, never a
+(notebooks 01, 03 and 04, docs/results.md): small CSVs and ``provenance.json``, never a
 checkpoint or an image.
 
 * ``pairs.csv``: one row per run, setting and (k, combination, seed) pair: the mean over the test
@@ -29,7 +29,8 @@ import torch
 
 from medkit.engine.runs import read_json, write_json
 from medkit.errors import MedkitError
-from medkit.eval.paired import against_random, pair_scores
+from medkit.eval.paired import FAMILY, against_random, pair_scores
+from medkit.eval.verdicts import family_verdicts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,8 @@ def export_reference(study_dir: str | Path, out: str | Path, command: str, code:
     pd.concat(pairs, ignore_index=True).to_csv(out / "pairs.csv", index=False, float_format="%.5f")
     if paired:
         pd.concat(diffs, ignore_index=True).to_csv(out / "differences.csv", index=False, float_format="%.5f")
-        pd.concat(paired, ignore_index=True).to_csv(out / "paired.csv", index=False, float_format="%.5f")
+        table = family_verdicts(pd.concat(paired, ignore_index=True), by=FAMILY)  # the study's table: its families
+        table.to_csv(out / "paired.csv", index=False, float_format="%.5f")
     params = read_json(runs[0] / "params.json") if (runs[0] / "params.json").exists() else {}
     write_json(out / "provenance.json", {
         "study": study.name, "commit": code or commit(), "command": command,

@@ -31,7 +31,9 @@ import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import pandas as pd
 import yaml
@@ -66,6 +68,7 @@ STUDY_SCHEMA = {
     },
 }
 RECORD = "study_params.json"  # in each run folder: the notebook and the exact parameters it ran with
+HEADLESS = "MEDKIT_NO_WIDGETS"  # set in the kernels a study starts: static figures, no widgets
 
 
 def load_study(path: str | Path) -> dict:
@@ -133,21 +136,47 @@ def run_name(notebook: str, point: dict) -> str:
     return "__".join(parts).replace("/", "_").replace(" ", "")
 
 
-def _execute(notebook: str, run_dir: str, params: dict, labels: dict, kernel: str) -> dict:
+class StudyJob(NamedTuple):
+    """One notebook run of a study: its run name, the notebook, its run folder, the parameters it
+    runs with and the grid labels of its point."""
+
+    name: str
+    notebook: str
+    run: str
+    params: dict
+    labels: dict
+
+
+@contextmanager
+def _headless() -> Iterator[None]:
+    """``MEDKIT_NO_WIDGETS=1`` for the kernels started inside (they inherit this process's
+    environment: matplotlib fallbacks instead of widgets); the variable is restored afterwards,
+    set to what it was or unset."""
+    before = os.environ.get(HEADLESS)
+    os.environ[HEADLESS] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(HEADLESS, None)
+        else:
+            os.environ[HEADLESS] = before
+
+
+def _execute(job: StudyJob, kernel: str) -> dict:
     """Run one notebook into its run folder; never raises (errors are recorded)."""
     import papermill as pm
-    run = Path(run_dir)
+    run, notebook = Path(job.run), job.notebook
     run.mkdir(parents=True, exist_ok=True)
     (run / "error.json").unlink(missing_ok=True)
-    write_json(run / "point.json", {"notebook": Path(notebook).stem, **labels})
-    write_json(run / RECORD, {"notebook": notebook, "parameters": params})
+    write_json(run / "point.json", {"notebook": Path(notebook).stem, **job.labels})
+    write_json(run / RECORD, {"notebook": notebook, "parameters": job.params})
     t0 = time.perf_counter()
-    env_before = os.environ.get("MEDKIT_NO_WIDGETS")
-    os.environ["MEDKIT_NO_WIDGETS"] = "1"  # headless: matplotlib fallbacks
     try:
-        pm.execute_notebook(notebook, str(run / Path(notebook).name),
-                            parameters={**params, "RUN_DIR": str(run.resolve())},
-                            kernel_name=kernel, progress_bar=False, cwd=str(Path(notebook).parent))
+        with _headless():
+            pm.execute_notebook(notebook, str(run / Path(notebook).name),
+                                parameters={**job.params, "RUN_DIR": str(run.resolve())},
+                                kernel_name=kernel, progress_bar=False, cwd=str(Path(notebook).parent))
         result = {"status": "done", "seconds": time.perf_counter() - t0}
         write_json(run / "done.json", result)
     except Exception as e:  # a failing grid point must not stop the study
@@ -155,9 +184,6 @@ def _execute(notebook: str, run_dir: str, params: dict, labels: dict, kernel: st
                   "error": f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}",
                   "traceback": traceback.format_exc(limit=3)}
         write_json(run / "error.json", result)
-    finally:
-        if env_before is None:
-            os.environ.pop("MEDKIT_NO_WIDGETS", None)
     return result
 
 
@@ -185,8 +211,53 @@ def _plan(run: Path, notebook: str, params: dict, changed: str) -> str:
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff[:3])
         raise MedkitError(f"{run}: finished with other parameters ({shown or 'record damaged'}); pass "
-                          f"--changed rerun to run it again (its folder is emptied), or restore the study")
+                          f"changed=rerun to run it again (its folder is emptied), or restore the study")
     return "run" if same or not run.exists() or not any(run.iterdir()) else "rerun"
+
+
+def _with_overrides(study: dict, overrides: dict) -> dict:
+    """``study`` with ``overrides`` (values read as YAML) replacing its parameters everywhere:
+    base, each notebook's own and the grid (a list entry of an overridden name is dropped)."""
+    try:
+        parsed = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in overrides.items()}
+    except yaml.YAMLError as e:
+        raise MedkitError(f"overrides: a value is not valid YAML ({one_line(getattr(e, 'problem', e))})") from None
+    grid = {key: ({name: {**params, **parsed} for name, params in val.items()} if isinstance(val, dict) else val)
+            for key, val in study["grid"].items() if key not in parsed}
+    return {**study, "base": {**study["base"], **parsed}, "grid": grid,
+            "notebook_params": {nb: {**p, **parsed} for nb, p in study["notebook_params"].items()}}
+
+
+def _plan_all(study: dict, out: Path, changed: str) -> list[tuple[StudyJob, str]]:
+    """Every (notebook, grid point) of ``study`` as a job with its :func:`_plan`; raises (and
+    nothing is written) if any finished run is refused."""
+    planned = []
+    for nb in study["notebooks"]:
+        for point, values in grid_points(study["grid"]):
+            name = run_name(nb, point)
+            params = {**study["base"], **study["notebook_params"][nb], **values}
+            planned.append((StudyJob(name, nb, str(out / name), params, point),
+                            _plan(out / name, nb, params, changed)))
+    return planned
+
+
+def _execute_all(jobs: list[StudyJob], kernel: str, workers: int) -> list[tuple[StudyJob, dict]]:
+    """Run ``jobs`` (in ``workers`` processes when more than one) and pair each with its result."""
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [(job, pool.submit(_execute, job, kernel)) for job in jobs]
+            return [(job, f.result()) for job, f in futures]
+    return [(job, _execute(job, kernel)) for job in jobs]
+
+
+def _summarise(study: dict, out: Path, rows: list[dict]) -> pd.DataFrame:
+    """The summary table of the runs, written to ``out/summary.csv`` (its path in
+    ``table.attrs["summary"]``), and the study as it ran to ``out/study.json``."""
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "summary.csv", index=False)
+    table.attrs["summary"] = str(out / "summary.csv")
+    (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
+    return table
 
 
 def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: int = 1,
@@ -196,62 +267,42 @@ def run_study(path: str | Path, root: str | Path = "papermill_runs", workers: in
     Each run folder records the notebook and the exact parameters it ran with (``study_params.json``).
     A finished run whose record matches is skipped; an unfinished one is resumed when its record
     matches and emptied and run again otherwise; a finished one whose record differs is refused
-    (``changed="refuse"``, nothing runs) or emptied and run again (``changed="rerun"``).
+    (``changed="refuse"``, nothing runs) or emptied and run again (``changed="rerun"``). The
+    notebooks' kernels run headless (``MEDKIT_NO_WIDGETS=1``); the variable is restored in this
+    process after each notebook.
 
     Args:
         overrides: parameters that replace the study's everywhere, base and grid alike (e.g. tiny
             settings to try a GPU study on a CPU: ``{"STEPS": 2, "DEVICE": "cpu"}``); values are
             read as YAML (``2`` an integer, ``null`` None, ``cpu`` a string).
         changed: ``"refuse"`` or ``"rerun"``, for finished runs whose parameters changed.
+
+    Example:
+        >>> run_study("papermill_runs/studies/ablation_med_moco.yaml", workers=2)
     """
     if workers < 1:
-        raise MedkitError(f"--workers must be at least 1, got {workers}")
+        raise MedkitError(f"workers must be at least 1, got {workers}")
     if changed not in ("refuse", "rerun"):
-        raise MedkitError(f"--changed must be 'refuse' or 'rerun', got {changed!r}")
+        raise MedkitError(f"changed must be 'refuse' or 'rerun', got {changed!r}")
     study = load_study(path)
-    if overrides:
-        try:
-            parsed = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in overrides.items()}
-        except yaml.YAMLError as e:
-            raise MedkitError(f"--set: a value is not valid YAML ({one_line(getattr(e, 'problem', e))})") from None
-        study["base"] = {**study["base"], **parsed}
-        study["notebook_params"] = {nb: {**p, **parsed} for nb, p in study["notebook_params"].items()}
-        study["grid"] = {key: ({name: {**params, **parsed} for name, params in val.items()} if isinstance(val, dict)
-                               else val) for key, val in study["grid"].items() if key not in parsed}
+    study = _with_overrides(study, overrides) if overrides else study
     check_parameters(study, str(path))
     started, t0 = None, time.perf_counter()
     if study.get("reference"):
         from medkit.workflows.reference import commit
         started = commit()  # the code the runs run with (a commit made meanwhile must not be credited)
     out = Path(root) / study["name"]
-    jobs, rows, plans = [], [], []
-    for nb in study["notebooks"]:
-        for point, values in grid_points(study["grid"]):
-            name = run_name(nb, point)
-            params = {**study["base"], **study["notebook_params"][nb], **values}
-            plans.append((name, nb, out / name, params, point, _plan(out / name, nb, params, changed)))
+    planned = _plan_all(study, out, changed)
     out.mkdir(parents=True, exist_ok=True)  # every run folder was checked before anything is written
-    for name, nb, run, params, point, plan in plans:
-        if plan == "skip":
-            rows.append({"run": name, "status": "skipped (complete)", **point})
-            continue
+    rows = [{"run": job.name, "status": "skipped (complete)", **job.labels} for job, plan in planned if plan == "skip"]
+    for job, plan in planned:
         if plan == "rerun":
-            shutil.rmtree(run)
-        jobs.append((name, nb, str(run), params, point))
-    kernel = study.get("kernel", "python3")
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [(j, pool.submit(_execute, j[1], j[2], j[3], j[4], kernel)) for j in jobs]
-            results = [(j, f.result()) for j, f in futures]
-    else:
-        results = [(j, _execute(j[1], j[2], j[3], j[4], kernel)) for j in jobs]
-    for (name, _, run, _, point), res in results:
-        rows.append({"run": name, "status": res["status"], "seconds": round(res["seconds"], 1),
-                     "error": res.get("error", ""), **point})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "summary.csv", index=False)
-    table.attrs["summary"] = str(out / "summary.csv")
-    (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
+            shutil.rmtree(job.run)
+    jobs = [job for job, plan in planned if plan != "skip"]
+    for job, res in _execute_all(jobs, study.get("kernel", "python3"), workers):
+        rows.append({"run": job.name, "status": res["status"], "seconds": round(res["seconds"], 1),
+                     "error": res.get("error", ""), **job.labels})
+    table = _summarise(study, out, rows)
     if study.get("reference") and (table["status"] != "failed").all():
         from medkit.workflows.reference import export_reference
         table.attrs["reference"] = str(export_reference(

@@ -49,7 +49,7 @@ def test_volume_returns_slices_in_order():
 
 def test_normalise_equals_monais_percentile_scaling():
     """medkit's per-volume scaling is MONAI's ScaleIntensityRangePercentiles(1, 99, 0, 1, clip=True)
-    (kept by hand because it is about 10x faster on a CPU: the benchmark note in the README)."""
+    (kept by hand because it is about 10x faster on a CPU: docs/architecture.md, libraries leaned on)."""
     from monai.transforms import ScaleIntensityRangePercentiles
     x = np.random.default_rng(0).gamma(2.0, 50.0, size=(4, 40, 36)).astype(np.float32)
     ref = np.asarray(ScaleIntensityRangePercentiles(1, 99, 0.0, 1.0, clip=True)(x))

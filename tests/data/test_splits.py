@@ -47,7 +47,7 @@ def test_extra_combinations_follow_the_published_ones_and_never_change():
     assert two[:5] == s.combinations(2) and len(set(two)) == 12 and all(len(set(c)) == 2 for c in two)
     r = random_split([f"p{i}" for i in range(20)], seed=1)
     assert r.combinations(4, 2) == r.combinations(4, 2) and len(r.combinations(4, 2)) == 2  # k without own ones
-    with pytest.raises(MedkitError, match="--combos must be a positive"):
+    with pytest.raises(MedkitError, match="combos must be a positive"):
         s.combinations(1, 0)
-    with pytest.raises(MedkitError, match="ask for some with --combos"):
+    with pytest.raises(MedkitError, match="ask for some with combos=N"):
         r.combinations(4)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medkit.cli import main
-from medkit.data.datasets import load_dataset
+from medkit.data.datasets import DataConfig, load_dataset
 from medkit.data.volumes import check_folder, load_folder
 from medkit.errors import MedkitError
 
@@ -21,7 +21,7 @@ def test_acdc_loads(acdc_dir):
     v = vols[0]
     assert v.case_id == "patient001_frame01" and v.patient_id == "patient001"
     assert v.image.shape == v.label.shape == (10, 256, 216)  # (S, H, W)
-    ds = load_dataset(str(acdc_dir), image_size=64)
+    ds = load_dataset(DataConfig(str(acdc_dir), image_size=64))
     assert ds.split.name == "acdc-chaitanya"
     assert ds.slices.images.shape[1:] == (1, 64, 64)
     assert set(ds.part("test").patients) == set(ds.split.test)
@@ -31,7 +31,7 @@ def test_hippocampus_loads(hippo_dir):
     vols, names = load_folder(hippo_dir)
     assert len(vols) == 260 and names[2] == "posterior"
     assert all(v.label.shape == v.image.shape for v in vols[:5])
-    ds = load_dataset(str(hippo_dir), image_size=32)
+    ds = load_dataset(DataConfig(str(hippo_dir), image_size=32))
     assert ds.split.name.startswith("random") and ds.slices.n_classes == 3
 
 

@@ -33,7 +33,7 @@ def test_finetune_starts_from_the_pretrained_weights():
     seg = segmentation_model(net, 3, "finetune")
     assert torch.all(seg.encoder[0][0].conv.weight == 0.123)
     assert all(p.requires_grad for p in seg.parameters())
-    with pytest.raises(MedkitError, match="--eval-protocol"):
+    with pytest.raises(MedkitError, match="eval_protocol"):
         segmentation_model(net, 3, "knn")
 
 
@@ -56,7 +56,7 @@ def test_encoder_transfer_keeps_the_random_baselines_decoder():
         else:
             assert torch.equal(p, dict(random_init.named_parameters())[name]), name
     assert torch.all(whole.decoder[0].conv.weight == 0.5)
-    with pytest.raises(MedkitError, match="--transfer"):
+    with pytest.raises(MedkitError, match="transfer must be"):
         segmentation_model(net, 3, "finetune", transfer="decoder")
 
 

@@ -25,7 +25,7 @@ from medkit.data.batches import Batch, shard
 FIXED = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotate=0.0, flip=False)
 V1 = ViewConfig(**FIXED, intensity=AugmentConfig(gamma=(1.0, 1.0), contrast=(1.0, 1.0), brightness=0.0, noise=0.0))
 V2 = ViewConfig(**FIXED, intensity=AugmentConfig(gamma=(1.4, 1.4), contrast=(0.8, 0.8), brightness=0.0, noise=0.0))
-CASES = {"simclr": {}, "moco_v2": {"queue": 64}, "whitened_moco": {"queue": 64, "zca": True},
+CASES = {"simclr": {}, "moco_v2": {"queue": 64}, "whitened_moco": {"queue": 64, "whitening": "zca"},
          "chaitanya_GD": {"strategy": "GD"}, "chaitanya_GD-": {"strategy": "GD-"}, "simclr_per_process": {}}
 
 

@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from medkit.data.augment import AugmentConfig
 from medkit.data.views import ViewConfig, make_views, pixel_grid, warp_to_view
 from medkit.losses.consistency import cross_consistency
-from medkit.losses.dense import dense_info_nce, pixel_info_nce
-from medkit.losses.infonce import nt_xent
-from medkit.losses.local import chaitanya_local, medmoco_local, pool_regions, region_grid
+from medkit.losses.dense import dense_info_nce
+from medkit.losses.local import RegionGrid, chaitanya_local, medmoco_local, pool_regions, region_grid
 
 torch.manual_seed(0)
 NO_INTENSITY = AugmentConfig(gamma=(1, 1), contrast=(1, 1), brightness=0, noise=0)
@@ -34,11 +33,23 @@ def test_chaitanya_local_matches_naive():
                 den = pos + sum(math.exp(float(a @ e[b][w][j]) / t) for w in range(2) for j in near)
                 total += -math.log(pos / den)
                 count += 1
-    got = float(chaitanya_local(f1, f2, n_regions=r, size=size, n_neg=n_neg, temperature=t))
+    grid = RegionGrid(n_regions=r, px=size)
+    got = float(chaitanya_local(f1, f2, grid, n_neg=n_neg, temperature=t))
     assert got == pytest.approx(total / count, rel=1e-5)
     # L^D: same-partition regions of other volumes become positives, so the value changes
-    ld = chaitanya_local(f1, f2, r, size, n_neg, t, partition=torch.tensor([0, 0]), volume=torch.tensor([0, 1]))
+    ld = chaitanya_local(f1, f2, grid, n_neg, t, partition=torch.tensor([0, 0]), volume=torch.tensor([0, 1]))
     assert float(ld) != pytest.approx(got)
+
+
+def test_chaitanya_local_pools_where_its_grid_says():
+    """Spacing moves the regions: the loss of a map whose only structure lies at the centre
+    depends on whether the grid is spread over the map or packed around its centre."""
+    torch.manual_seed(0)
+    f = torch.zeros(2, 4, 32, 32)
+    f[:, :, 10:22, 10:22] = torch.randn(2, 4, 12, 12)
+    spread, packed = RegionGrid(13, px=3), RegionGrid(13, px=3, spacing=3)
+    torch.testing.assert_close(packed.corners(32, 32), region_grid(32, 32, 13, 3, spacing=3))
+    assert float(chaitanya_local(f, f, spread, 2, 0.5)) != pytest.approx(float(chaitanya_local(f, f, packed, 2, 0.5)))
 
 
 def test_region_grid_spacing_puts_touching_regions_at_the_centre():
@@ -73,20 +84,6 @@ def test_medmoco_local_matches_naive():
     assert float(medmoco_local(e1, e2, valid, t)) == pytest.approx(total / count, rel=1e-5)
     with pytest.raises(ValueError, match="medmoco_local"):
         medmoco_local(e1, e2[:, :2], valid, t)
-
-
-def test_pixel_info_nce_uses_only_seen_pixels():
-    g = torch.Generator().manual_seed(0)
-    f1, f2 = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
-    valid = torch.zeros(2, 8, 8, dtype=torch.bool)
-    valid[0, :2, :3] = True  # 6 pixels seen by both views
-    loss = pixel_info_nce(f1, f2, valid, g, m=100, temperature=0.5)
-    z1 = f1[0, :, :2, :3].reshape(4, -1).T
-    z2 = f2[0, :, :2, :3].reshape(4, -1).T
-    # all 6 valid pixels are drawn (m > 6); NT-Xent is invariant to their order
-    assert float(loss) == pytest.approx(float(nt_xent(z1, z2, 0.5)), rel=1e-5)
-    with pytest.raises(ValueError, match="do not overlap"):
-        pixel_info_nce(f1, f2, torch.zeros_like(valid), g)
 
 
 def test_dense_info_nce_matches_naive_and_masks():

@@ -9,11 +9,13 @@ import torch
 
 import medkit.workflows.pretrain as pre
 from medkit.data.batches import partition_table, sample_batch
-from medkit.data.datasets import load_dataset
+from medkit.data.datasets import DataConfig, load_dataset
 from medkit.engine.config import TrainConfig
 from medkit.errors import MedkitError
 from medkit.methods import METHODS, build_method
-from medkit.workflows.pretrain import load_pretrained, pretrain
+from medkit.engine.loading import load_pretrained
+from medkit.engine.spec import RunSpec
+from medkit.workflows.pretrain import pretrain
 
 TINY = {"channels": (8, 16, 32, 64)}
 CASES = [("simclr", {}), ("chaitanya", {"strategy": "GD"}), ("chaitanya", {"local": True, "global_steps": 2}),
@@ -47,9 +49,26 @@ def _cfg(steps=4):
     return TrainConfig(steps=steps, batch_size=8, ckpt_every=2, log_every=1, val_every=2, device="cpu")
 
 
+def _spec(method, options, cfg, image_size=32):
+    return RunSpec(DataConfig("phantom", image_size=image_size, seed=cfg.seed), cfg, method, options)
+
+
+def _killed_at(monkeypatch, step):
+    """The next training is killed (KeyboardInterrupt, as Ctrl-C) as it starts step ``step``."""
+    real = pre.train_loop
+
+    def loop(model, step_fn, *args, **kwargs):
+        def killing(g, i):
+            if i == step:
+                raise KeyboardInterrupt
+            return step_fn(g, i)
+        return real(model, killing, *args, **kwargs)
+    monkeypatch.setattr(pre, "train_loop", loop)
+
+
 @pytest.mark.parametrize("name,over", CASES)
 def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
-    run = pretrain(name, "phantom", tmp_path / "r", _cfg(), {**TINY, **over}, image_size=32, progress=False)
+    run = pretrain(_spec(name, {**TINY, **over}, _cfg()), tmp_path / "r", progress=False)
     hist = json.loads((run / "history.json").read_text())
     losses = [e["loss"] for e in hist if "loss" in e]
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
@@ -61,23 +80,41 @@ def test_each_method_pretrains_without_labels(name, over, tmp_path, poisoned):
 
 
 @pytest.mark.parametrize("name,over", CASES)
-def test_each_method_resumes_to_the_same_weights_and_evaluates(name, over, tmp_path):
-    from medkit.workflows.transfer import run_evaluation
-    over = {**TINY, **over}
-    a = pretrain(name, "phantom", tmp_path / "a", _cfg(4), over, image_size=32, progress=False)
-    pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, stop_after=3)
-    b = pretrain(name, "phantom", tmp_path / "b", _cfg(4), over, image_size=32, progress=False, resume=True)
+def test_each_method_resumes_to_the_same_weights_and_evaluates(name, over, tmp_path, monkeypatch):
+    from medkit.workflows.supervised import FewLabelConfig
+    from medkit.workflows.evaluate import Transfer, run_evaluation
+    spec = _spec(name, {**TINY, **over}, _cfg(4))
+    a = pretrain(spec, tmp_path / "a", progress=False)
+    with monkeypatch.context() as mp:
+        _killed_at(mp, 3)  # after the checkpoint of step 2
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(spec, tmp_path / "b", progress=False)
+    assert not (tmp_path / "b" / "model.pt").exists()
+    b = pretrain(spec, tmp_path / "b", progress=False, resume=True)
     sa, sb = load_pretrained(a).state_dict(), load_pretrained(b).state_dict()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
-    m = run_evaluation(a, "phantom", [1], "linear", tmp_path / "e", _cfg(2), image_size=32, combos=1, progress=False)
-    assert 0 <= m["by_k"]["1"]["mean"]["dice_mean"] <= 1
+    m = run_evaluation(a, replace(spec, train=_cfg(2)), FewLabelConfig((1,), 1), Transfer("linear"), tmp_path / "e",
+                       progress=False)
+    # the mean Dice is that of the saved probe's predictions on the test volumes, recomputed with numpy
+    import numpy as np
+
+    from medkit.engine.loading import load_few_label_model
+    from medkit.eval.predict import predict_case
+    test = load_dataset(spec.data).part("test")
+    net = load_few_label_model(tmp_path / "e", "k1_c1", test.n_classes)
+    per_case = []
+    for i in range(len(test.cases)):
+        pred, truth = predict_case(net, test, i, torch.device("cpu")), np.asarray(test.native_labels[i])
+        per_case.append(np.mean([2 * ((pred == c) & (truth == c)).sum() / ((pred == c).sum() + (truth == c).sum())
+                                 if ((pred == c) | (truth == c)).any() else 1.0 for c in range(1, test.n_classes)]))
+    assert m["by_k"]["1"]["mean"]["dice_mean"] == pytest.approx(np.mean(per_case), abs=1e-6)
 
 
 @pytest.mark.parametrize("name,over", CASES)
 def test_loss_decreases_on_a_phantom_batch(name, over):
     """On a fixed batch with fixed views (the generator is reseeded), a few steps lower the loss."""
-    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    ds = load_dataset(DataConfig("phantom", image_size=32), phantom_subjects=8)
     pool = ds.part("pool")
     torch.manual_seed(0)
     m = build_method(name, {**TINY, **over})
@@ -103,17 +140,17 @@ def test_unknown_method_and_key_are_named():
         build_method("chaitanya", {"strategy": "GX"})
     with pytest.raises(MedkitError, match="expected float"):
         build_method("simclr", {"temperature": "warm"})
-    with pytest.raises(MedkitError, match="batch-size 8 is too small to whiten groups of 16"):
+    with pytest.raises(MedkitError, match="batch_size 8 is too small to whiten groups of 16"):
         build_method("med_moco", {"whitening_groups": 16}).check_batch(8)
 
 
 def test_pool_holds_no_test_patient():
-    ds = load_dataset("phantom", image_size=32, phantom_subjects=10)
+    ds = load_dataset(DataConfig("phantom", image_size=32), phantom_subjects=10)
     assert not set(ds.part("pool").patients) & set(ds.split.test)
 
 
 def test_structured_batches_take_one_slice_per_partition_of_distinct_volumes():
-    ds = load_dataset("phantom", image_size=32, phantom_subjects=8)
+    ds = load_dataset(DataConfig("phantom", image_size=32), phantom_subjects=8)
     pool = ds.part("pool")
     table = partition_table(pool, 4)
     for seed in range(5):
@@ -129,8 +166,7 @@ def test_a_trivial_task_is_warned_about_and_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(SimCLR, "chance", lambda self, b, s: {"loss": 1e6})  # any real loss is far below
     cfg = TrainConfig(steps=20, batch_size=8, val_every=0, ckpt_every=20, device="cpu")
     with pytest.warns(pre.TrivialTaskWarning, match="'loss' fell to"):
-        run = pre.pretrain("simclr", "phantom", tmp_path / "r", cfg, {"channels": (8, 16, 32)}, image_size=32,
-                           progress=False)
+        run = pre.pretrain(_spec("simclr", {"channels": (8, 16, 32)}, cfg), tmp_path / "r", progress=False)
     found = json.loads((run / "summary.json").read_text())["trivial_terms"]
     assert found["loss"]["step"] == 0 and found["loss"]["chance"] == 1e6
 
@@ -166,8 +202,8 @@ def test_pix2rep_trains_its_wide_output_map(tmp_path):
     opt.step()
     assert not torch.equal(m.net.final[1].conv.weight, before)
     cfg = TrainConfig(steps=2, batch_size=4, val_every=0, ckpt_every=2, seed=0)
-    old = pretrain("pix2rep", "phantom", tmp_path / "old", cfg, {**TINY, "pixels": 64, "out_width": 0},
-                   image_size=64, progress=False)
+    old = pretrain(_spec("pix2rep", {**TINY, "pixels": 64, "out_width": 0}, cfg, 64), tmp_path / "old",
+                   progress=False)
     params = json.loads((old / "params.json").read_text())
     del params["config"]["out_width"]
     (old / "params.json").write_text(json.dumps(params))

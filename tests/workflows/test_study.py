@@ -90,7 +90,7 @@ def test_overrides_replace_parameters_everywhere(tmp_path, monkeypatch):
     """study --set: a value replaces the base, a named set's value and a list entry of the grid."""
     from medkit.workflows import study as st
     seen = []
-    monkeypatch.setattr(st, "_execute", lambda nb, run, params, labels, kernel: seen.append(params) or
+    monkeypatch.setattr(st, "_execute", lambda job, kernel: seen.append(job.params) or
                         {"status": "done", "seconds": 0.0})
     f = tmp_path / "s.yaml"
     f.write_text(f"name: s\nnotebooks: [{NB}]\nbase: {{N: 1, DEVICE: cuda}}\n"
@@ -126,3 +126,30 @@ def test_unknown_parameters_are_refused_before_any_run(tmp_path, capsys):
     assert main(["study", str(study), "--root", str(tmp_path / "runs")]) == 2
     assert "'XX' is not a parameter of" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("before", [None, "0"])
+def test_kernels_run_headless_and_the_environment_is_left_as_it_was(before, tmp_path, monkeypatch):
+    """MEDKIT_NO_WIDGETS=1 while each notebook runs (its kernel inherits it), a failing one
+    included; afterwards the study's own process has the variable as before: unset, or "0"."""
+    import os
+
+    import papermill
+
+    from medkit.workflows import study as st
+    if before is None:
+        monkeypatch.delenv("MEDKIT_NO_WIDGETS", raising=False)
+    else:
+        monkeypatch.setenv("MEDKIT_NO_WIDGETS", before)
+    seen = []
+
+    def execute(notebook, output, parameters, **_):
+        seen.append(os.environ.get("MEDKIT_NO_WIDGETS"))
+        if parameters["FAIL"]:
+            raise RuntimeError("fails on purpose")
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: s\nnotebooks: [{NB}]\ngrid: {{FAIL: [false, true]}}\n")
+    table = st.run_study(f, root=tmp_path / "runs")
+    assert sorted(table["status"]) == ["done", "failed"] and seen == ["1", "1"]
+    assert os.environ.get("MEDKIT_NO_WIDGETS") == before

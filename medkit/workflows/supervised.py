@@ -1,6 +1,7 @@
-"""The supervised few-label baseline: a U-Net trained from random initialisation on k
-labelled volumes, for every labelled combination of the split, scored by 3D Dice and HD95
-on the held-out test patients.
+"""``python -m medkit supervised``: the supervised few-label baseline, a U-Net trained from random
+initialisation on k labelled volumes, for every labelled combination of the split, scored by 3D
+Dice and HD95 on the held-out test patients. :func:`run_few_label` is the few-label protocol that
+``evaluate`` (:mod:`medkit.workflows.evaluate`) runs on pretrained networks.
 
 Layout of a run folder::
 
@@ -12,9 +13,9 @@ Layout of a run folder::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,12 @@ import torch
 from torch import nn
 
 from medkit.data.augment import AugmentConfig
-from medkit.data.datasets import DataConfig, Dataset, load_dataset
+from medkit.data.datasets import Dataset, load_dataset
 from medkit.engine.config import TrainConfig
 from medkit.engine.device import pick_device, seed_everything
 from medkit.engine.fit import fit_cross_consistency, fit_segmentation
 from medkit.engine.runs import exclusive, new_run, read_json, write_json
+from medkit.engine.spec import RunSpec
 from medkit.errors import MedkitError
 from medkit.eval.predict import evaluate
 from medkit.models import build_model
@@ -34,18 +36,29 @@ from medkit.models.build import MODELS
 from medkit.models.two_decoder import TwoDecoderNet
 
 
-PARAMS_SCHEMA = {  # what is read back of a supervised or evaluate run's params.json
-    "type": "object", "description": "a JSON object of run parameters", "required": ["command"],
-    "properties": {"command": {"enum": ["supervised", "evaluate"],
-                               "description": "'supervised' or 'evaluate' (a few-label run)"}},
-    "allOf": [{"if": {"properties": {"command": {"const": "supervised"}}},
-               "then": {"required": ["model"], "properties": {"model": {"enum": list(MODELS),
-                                                                        "description": "a model name"}}}},
-              {"if": {"properties": {"command": {"const": "evaluate"}}},
-               "then": {"required": ["eval_protocol", "checkpoint"],
-                        "properties": {"eval_protocol": {"type": "string", "description": "a protocol name"},
-                                       "checkpoint": {"type": "string", "description": "a run folder or 'random'"}}}}],
-}
+@dataclass(frozen=True)
+class FewLabelConfig:
+    """The label budgets and the pairs of a few-label run.
+
+    Attributes:
+        labelled: numbers of labelled volumes k, and/or ``"all"``.
+        combos: labelled combinations per k: the split's own first, then fixed seeded extra ones
+            (:meth:`~medkit.data.splits.Split.combinations`); None: the split's own.
+        seeds: training seeds, a second axis of pairs (each combination is trained once per seed;
+            the data and split keep their own seed); None: the schedule's seed only.
+    """
+
+    labelled: tuple[int | str, ...] = (1, 2, 8)
+    combos: int | None = None
+    seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.labelled:
+            raise MedkitError("labelled is empty")
+        if self.combos is not None and (not isinstance(self.combos, int) or self.combos < 1):
+            raise MedkitError(f"combos must be a positive number of combinations, got {self.combos!r}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise MedkitError(f"seeds must be distinct integers, got {self.seeds!r}")
 
 
 def parse_labelled(text: str) -> list[int | str]:
@@ -58,9 +71,9 @@ def parse_labelled(text: str) -> list[int | str]:
         elif tok.isdigit() and int(tok) > 0:
             out.append(int(tok))
         else:
-            raise MedkitError(f"--labelled takes comma-separated positive integers or 'all', got {tok!r}")
+            raise MedkitError(f"labelled takes comma-separated positive integers or 'all', got {tok!r}")
     if not out:
-        raise MedkitError("--labelled is empty")
+        raise MedkitError("labelled is empty")
     return out
 
 
@@ -118,57 +131,54 @@ def summarise(table: pd.DataFrame) -> dict:
     return out
 
 
-def run_few_label(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
-                  make_model: Callable[[int], nn.Module], params: dict,
-                  image_size: int = DataConfig.image_size, crop: int | None | str = DataConfig.crop,
-                  frames: str = DataConfig.frames, combos: int | None = None, split: str = DataConfig.split,
-                  seeds: tuple[int, ...] | None = None, resume: bool = False, progress: bool = True) -> dict:
-    """Train and score ``make_model`` networks for every k in ``labelled`` and every labelled
-    combination of the split; aggregate into ``out/metrics.json`` and ``out/results.csv``.
+def run_few_label(spec: RunSpec, few: FewLabelConfig, out: str | Path, make_model: Callable[[int], nn.Module],
+                  extra: dict, resume: bool = False, progress: bool = True) -> dict:
+    """Train and score ``make_model`` networks for every k of ``few.labelled``, every labelled
+    combination of the split and every seed; aggregate into ``out/metrics.json`` and ``out/results.csv``.
 
     Args:
-        data: ``"phantom"`` or a Decathlon folder.
-        labelled: numbers of labelled volumes, and/or ``"all"``.
+        spec: the data and the schedule (its seed is the run's own; ``few.seeds`` adds others).
+        few: label budgets, combinations and seeds.
         out: run folder (refused if it exists, unless ``resume`` and same parameters).
-        cfg: training schedule (its seed also seeds the phantom and random splits).
         make_model: ``make_model(n_classes)`` -> a fresh network.
-        params: what defines the run besides the arguments here (written to ``params.json``).
-        combos: combinations per k: the split's own first, then fixed seeded extra ones
-            (:meth:`~medkit.data.splits.Split.combinations`); None: the split's own.
-        seeds: training seeds, a second axis of pairs (each combination is trained once per seed;
-            the data and split keep ``cfg.seed``); None: ``cfg.seed`` only.
+        extra: what defines the run besides data, schedule and budgets (written to ``params.json``).
         resume: continue an interrupted run; finished trainings are kept, not redone.
     """
-    params = {**params, "data": str(data), "labelled": [str(k) for k in labelled],
-              "image_size": image_size, "crop": crop, "frames": frames, "combos": combos,
-              "split": split, **asdict(cfg)}
-    if seeds:
-        params["seeds"] = list(seeds)
-    params.pop("device")  # where and how fast it ran does not change what it is
-    params.pop("compile")
-    ds = load_dataset(data, image_size=image_size, crop=crop, frames=frames, seed=cfg.seed,
-                      split=split)
-    seeds = tuple(seeds) if seeds else (cfg.seed,)
-    jobs = [(k, i, combo, seed) for k in labelled
-            for i, combo in enumerate(ds.split.combinations(k, combos)) for seed in seeds]
+    params = spec.params(**extra, labelled=[str(k) for k in few.labelled], combos=few.combos)
+    if few.seeds:
+        params["seeds"] = list(few.seeds)
+    cfg = spec.train
+    pick_device(cfg.device)  # an unavailable device fails before anything is read or written
+    ds = load_dataset(spec.data)
+    jobs = [Job(k, i + 1, combo, seed) for k in few.labelled
+            for i, combo in enumerate(ds.split.combinations(k, few.combos)) for seed in (few.seeds or (cfg.seed,))]
     with exclusive(out), new_run(out, params, resume=resume) as run:  # a shared baseline folder: one writer
         return _train_all(ds, jobs, run, cfg, make_model, progress)
 
 
-def _train_all(ds: Dataset, jobs: list[tuple], run: Path, cfg: TrainConfig, make_model: Callable[[int], nn.Module],
+class Job(NamedTuple):
+    """One training of a few-label run: budget k, combination number (from 1), its patients, seed."""
+
+    k: int | str
+    combination: int
+    patients: tuple[str, ...]
+    seed: int
+
+
+def _train_all(ds: Dataset, jobs: list[Job], run: Path, cfg: TrainConfig, make_model: Callable[[int], nn.Module],
                progress: bool) -> dict:
-    """Every (k, combination index, patients, seed) training of ``jobs`` into run folder ``run``,
-    then its ``results.csv`` and ``metrics.json``."""
+    """Every training of ``jobs`` into run folder ``run``, then its ``results.csv`` and ``metrics.json``."""
     rows = []
-    for k, i, combo, seed in jobs:
-        sub = run / sub_run(k, i + 1, seed, cfg.seed)
+    for job in jobs:
+        sub = run / sub_run(job.k, job.combination, job.seed, cfg.seed)
         t0 = time.perf_counter()
-        cases = train_and_score(ds, combo, replace(cfg, seed=seed), sub, make_model, progress)
+        cases = train_and_score(ds, job.patients, replace(cfg, seed=job.seed), sub, make_model, progress)
         secs = read_json(sub / "metrics.json").get("seconds_total", time.perf_counter() - t0)
         for r in cases:
-            rows.append({"k": str(k), "combination": i + 1, "seed": seed, "patients": "+".join(combo),
-                         "seconds": secs, **r})
-        print(f"k={k} c{i + 1} seed {seed} ({', '.join(combo[:3])}{' ...' if len(combo) > 3 else ''}): "
+            rows.append({"k": str(job.k), "combination": job.combination, "seed": job.seed,
+                         "patients": "+".join(job.patients), "seconds": secs, **r})
+        shown = ", ".join(job.patients[:3]) + (" ..." if len(job.patients) > 3 else "")
+        print(f"k={job.k} c{job.combination} seed {job.seed} ({shown}): "
               f"mean Dice {np.mean([r['dice_mean'] for r in cases]):.3f}", flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(run / "results.csv", index=False)
@@ -179,13 +189,18 @@ def _train_all(ds: Dataset, jobs: list[tuple], run: Path, cfg: TrainConfig, make
     return metrics
 
 
-def run_supervised(data: str, labelled: list[int | str], out: str | Path, cfg: TrainConfig,
-                   model: str = "unet", **kwargs) -> dict:
-    """The random-initialisation baseline: :func:`run_few_label` with ``build_model(model)``."""
+def run_supervised(spec: RunSpec, few: FewLabelConfig, out: str | Path, model: str = "unet",
+                   resume: bool = False, progress: bool = True) -> dict:
+    """The random-initialisation baseline: :func:`run_few_label` with ``build_model(model)``.
+
+    Example:
+        >>> run_supervised(RunSpec(DataConfig("phantom", image_size=64), TrainConfig(steps=400)),
+        ...                FewLabelConfig((1, 2)), "runs/supervised")
+    """
     if model not in MODELS:
-        raise MedkitError(f"--model {model!r} is not known; choose one of {', '.join(MODELS)}")
-    return run_few_label(data, labelled, out, cfg, lambda n: build_model(model, n),
-                         {"command": "supervised", "model": model}, **kwargs)
+        raise MedkitError(f"model {model!r} is not known; choose one of {', '.join(MODELS)}")
+    return run_few_label(spec, few, out, lambda n: build_model(model, n), {"command": "supervised", "model": model},
+                         resume=resume, progress=progress)
 
 
 def format_table(metrics: dict) -> str:
