@@ -251,7 +251,7 @@ def as_flags(message: str, flags: dict[str, str]) -> str:
     a file (``params.json: image_size: ...``)."""
     def flag(m: re.Match) -> str:
         name, eq = m.group(1), m.group(2)
-        field = message[m.end():m.end() + 1] == ":"
+        field = m.start() > 0 and message[m.end():m.end() + 1] == ":"  # "params.json: image_size: ..."
         if name not in flags or field or not (m.start() == 0 or eq or "_" in name):
             return m.group(0)
         return flags[name] + (" " if eq == "=" else "")
